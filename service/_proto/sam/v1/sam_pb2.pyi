@@ -1,0 +1,191 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class MaskFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MASK_FORMAT_UNSPECIFIED: _ClassVar[MaskFormat]
+    MASK_FORMAT_RLE: _ClassVar[MaskFormat]
+    MASK_FORMAT_PNG: _ClassVar[MaskFormat]
+    MASK_FORMAT_PACKED_BITS: _ClassVar[MaskFormat]
+    MASK_FORMAT_NONE: _ClassVar[MaskFormat]
+MASK_FORMAT_UNSPECIFIED: MaskFormat
+MASK_FORMAT_RLE: MaskFormat
+MASK_FORMAT_PNG: MaskFormat
+MASK_FORMAT_PACKED_BITS: MaskFormat
+MASK_FORMAT_NONE: MaskFormat
+
+class ImageSize(_message.Message):
+    __slots__ = ("height", "width")
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    width: int
+    def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ...) -> None: ...
+
+class EmbedRequest(_message.Message):
+    __slots__ = ("image", "model")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    image: bytes
+    model: str
+    def __init__(self, image: _Optional[bytes] = ..., model: _Optional[str] = ...) -> None: ...
+
+class EmbedResponse(_message.Message):
+    __slots__ = ("image_key", "cached", "original_size", "model")
+    IMAGE_KEY_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
+    ORIGINAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    image_key: str
+    cached: bool
+    original_size: ImageSize
+    model: str
+    def __init__(self, image_key: _Optional[str] = ..., cached: _Optional[bool] = ..., original_size: _Optional[_Union[ImageSize, _Mapping]] = ..., model: _Optional[str] = ...) -> None: ...
+
+class Point(_message.Message):
+    __slots__ = ("x", "y", "label")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    x: float
+    y: float
+    label: int
+    def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ..., label: _Optional[int] = ...) -> None: ...
+
+class Box(_message.Message):
+    __slots__ = ("x0", "y0", "x1", "y1")
+    X0_FIELD_NUMBER: _ClassVar[int]
+    Y0_FIELD_NUMBER: _ClassVar[int]
+    X1_FIELD_NUMBER: _ClassVar[int]
+    Y1_FIELD_NUMBER: _ClassVar[int]
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    def __init__(self, x0: _Optional[float] = ..., y0: _Optional[float] = ..., x1: _Optional[float] = ..., y1: _Optional[float] = ...) -> None: ...
+
+class LowResLogits(_message.Message):
+    __slots__ = ("size", "count", "data")
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    size: ImageSize
+    count: int
+    data: bytes
+    def __init__(self, size: _Optional[_Union[ImageSize, _Mapping]] = ..., count: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class MaskInput(_message.Message):
+    __slots__ = ("logits", "previous")
+    LOGITS_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    logits: LowResLogits
+    previous: bool
+    def __init__(self, logits: _Optional[_Union[LowResLogits, _Mapping]] = ..., previous: _Optional[bool] = ...) -> None: ...
+
+class Prompt(_message.Message):
+    __slots__ = ("points", "box", "mask_input")
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    MASK_INPUT_FIELD_NUMBER: _ClassVar[int]
+    points: _containers.RepeatedCompositeFieldContainer[Point]
+    box: Box
+    mask_input: MaskInput
+    def __init__(self, points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., mask_input: _Optional[_Union[MaskInput, _Mapping]] = ...) -> None: ...
+
+class SegmentRequest(_message.Message):
+    __slots__ = ("request_id", "image_key", "prompts", "multimask_output", "format", "return_logits")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_KEY_FIELD_NUMBER: _ClassVar[int]
+    PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    MULTIMASK_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    RETURN_LOGITS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    image_key: str
+    prompts: _containers.RepeatedCompositeFieldContainer[Prompt]
+    multimask_output: bool
+    format: MaskFormat
+    return_logits: bool
+    def __init__(self, request_id: _Optional[str] = ..., image_key: _Optional[str] = ..., prompts: _Optional[_Iterable[_Union[Prompt, _Mapping]]] = ..., multimask_output: _Optional[bool] = ..., format: _Optional[_Union[MaskFormat, str]] = ..., return_logits: _Optional[bool] = ...) -> None: ...
+
+class Rle(_message.Message):
+    __slots__ = ("size", "counts")
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    size: ImageSize
+    counts: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, size: _Optional[_Union[ImageSize, _Mapping]] = ..., counts: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class PackedBits(_message.Message):
+    __slots__ = ("size", "bits")
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    BITS_FIELD_NUMBER: _ClassVar[int]
+    size: ImageSize
+    bits: bytes
+    def __init__(self, size: _Optional[_Union[ImageSize, _Mapping]] = ..., bits: _Optional[bytes] = ...) -> None: ...
+
+class BoundingBox(_message.Message):
+    __slots__ = ("x", "y", "width", "height")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    x: int
+    y: int
+    width: int
+    height: int
+    def __init__(self, x: _Optional[int] = ..., y: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+
+class Mask(_message.Message):
+    __slots__ = ("score", "stability_score", "area", "bbox", "rle", "png", "packed_bits")
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    STABILITY_SCORE_FIELD_NUMBER: _ClassVar[int]
+    AREA_FIELD_NUMBER: _ClassVar[int]
+    BBOX_FIELD_NUMBER: _ClassVar[int]
+    RLE_FIELD_NUMBER: _ClassVar[int]
+    PNG_FIELD_NUMBER: _ClassVar[int]
+    PACKED_BITS_FIELD_NUMBER: _ClassVar[int]
+    score: float
+    stability_score: float
+    area: int
+    bbox: BoundingBox
+    rle: Rle
+    png: bytes
+    packed_bits: PackedBits
+    def __init__(self, score: _Optional[float] = ..., stability_score: _Optional[float] = ..., area: _Optional[int] = ..., bbox: _Optional[_Union[BoundingBox, _Mapping]] = ..., rle: _Optional[_Union[Rle, _Mapping]] = ..., png: _Optional[bytes] = ..., packed_bits: _Optional[_Union[PackedBits, _Mapping]] = ...) -> None: ...
+
+class ObjectMasks(_message.Message):
+    __slots__ = ("masks", "low_res_logits")
+    MASKS_FIELD_NUMBER: _ClassVar[int]
+    LOW_RES_LOGITS_FIELD_NUMBER: _ClassVar[int]
+    masks: _containers.RepeatedCompositeFieldContainer[Mask]
+    low_res_logits: LowResLogits
+    def __init__(self, masks: _Optional[_Iterable[_Union[Mask, _Mapping]]] = ..., low_res_logits: _Optional[_Union[LowResLogits, _Mapping]] = ...) -> None: ...
+
+class Error(_message.Message):
+    __slots__ = ("code", "message", "field")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    field: str
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., field: _Optional[str] = ...) -> None: ...
+
+class SegmentResponse(_message.Message):
+    __slots__ = ("request_id", "objects", "error", "image_key")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_KEY_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    objects: _containers.RepeatedCompositeFieldContainer[ObjectMasks]
+    error: Error
+    image_key: str
+    def __init__(self, request_id: _Optional[str] = ..., objects: _Optional[_Iterable[_Union[ObjectMasks, _Mapping]]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., image_key: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""The SAM model runtime: checkpoints, the two model roles, pre- and postprocessing, mask formats."""
