@@ -52,7 +52,7 @@ class EmbeddingStore:
     async def get(self, key: str) -> bytes | None:
         async with self.timed("get"):
             value = await self.client.get(key)
-        return value
+        return value if value is None or isinstance(value, bytes) else str(value).encode()
 
     async def put(self, key: str, value: bytes) -> None:
         """Store `value` under `key` with the store's TTL (0 means no expiry)."""

@@ -10,8 +10,6 @@ import torch
 
 from service.runtime.architectures import Architecture, architecture_of_state_dict, build_sam, get_architecture
 
-_HASH_CHUNK_BYTES = 8 << 20
-
 
 @dataclass(frozen=True)
 class CheckpointInfo:
@@ -22,12 +20,17 @@ class CheckpointInfo:
     model_id: str
 
 
-def content_hash(path: Path) -> str:
-    """The first 16 hex digits of the SHA-256 of the checkpoint file."""
+def weights_hash(state_dict: dict[str, torch.Tensor]) -> str:
+    """The first 16 hex digits of a SHA-256 over every tensor's name, dtype, shape and bytes.
+
+    Hashes the weights, not the file: torch.save embeds the file's name, so a renamed copy of the same
+    weights would otherwise get a new id.
+    """
     digest = hashlib.sha256()
-    with path.open("rb") as checkpoint_file:
-        while chunk := checkpoint_file.read(_HASH_CHUNK_BYTES):
-            digest.update(chunk)
+    for key in sorted(state_dict):
+        tensor = state_dict[key].detach()
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
+        digest.update(memoryview(tensor.reshape(-1).contiguous().view(torch.uint8).numpy()))
     return digest.hexdigest()[:16]
 
 
@@ -46,13 +49,14 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
 def inspect_checkpoint(path: Path, arch_name: str | None = None, model_id: str | None = None) -> CheckpointInfo:
     """Recognise the checkpoint's architecture (checking it against `arch_name` if given) and its model id.
 
-    `model_id` skips hashing the file when the caller already knows it (a 2.5 GB vit_h takes seconds).
+    `model_id` skips hashing the weights when the caller already knows it (vit_h's 2.5 GB take seconds).
     """
     path = Path(path)
-    found = architecture_of_state_dict(load_state_dict(path))
+    state_dict = load_state_dict(path)
+    found = architecture_of_state_dict(state_dict)
     if arch_name is not None and get_architecture(arch_name) != found:
         raise ValueError(f"{path} holds a {found.name} checkpoint, not {arch_name}")
-    return CheckpointInfo(path=path, arch=found, model_id=model_id or f"{found.name}-{content_hash(path)}")
+    return CheckpointInfo(path=path, arch=found, model_id=model_id or f"{found.name}-{weights_hash(state_dict)}")
 
 
 def part_state_dict(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

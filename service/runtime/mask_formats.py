@@ -32,7 +32,7 @@ def decode_rle(counts: list[int], size: tuple[int, int]) -> np.ndarray:
 def encode_png(mask: np.ndarray) -> bytes:
     """A one-channel 8-bit PNG, 255 inside and 0 outside."""
     buffer = io.BytesIO()
-    Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(buffer, format="PNG", compress_level=1)
+    Image.fromarray(mask.astype(np.uint8) * 255).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 

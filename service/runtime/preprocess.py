@@ -51,7 +51,7 @@ def decode_image(image_bytes: bytes, limits: ImageLimits = ImageLimits(), field:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(image_bytes))
+            image: Image.Image = Image.open(io.BytesIO(image_bytes))
             width, height = image.size
             if width * height > limits.max_pixels:
                 raise ResourceExhausted(
@@ -72,9 +72,9 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     if image.mode in _SIXTEEN_BIT_MODES:
         # Pillow clips 16-bit values to 255 on conversion; scale the full range down instead.
         wide = np.asarray(image, dtype=np.uint32)
-        image = Image.fromarray((np.clip(wide, 0, 65535) >> 8).astype(np.uint8), mode="L")
+        image = Image.fromarray((np.clip(wide, 0, 65535) >> 8).astype(np.uint8))
     elif image.mode == "F":
-        image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), mode="L")
+        image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8))
     return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
 
 
