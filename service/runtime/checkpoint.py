@@ -30,7 +30,7 @@ def weights_hash(state_dict: dict[str, torch.Tensor]) -> str:
     for key in sorted(state_dict):
         tensor = state_dict[key].detach()
         digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
-        digest.update(memoryview(tensor.reshape(-1).contiguous().view(torch.uint8).numpy()))
+        digest.update(tensor.reshape(-1).contiguous().view(torch.uint8).numpy().data)
     return digest.hexdigest()[:16]
 
 
