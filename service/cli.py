@@ -9,7 +9,12 @@ from collections.abc import Sequence
 
 # Each module defines `register(subparsers)`, adding its subcommand with `func` set to a handler that
 # takes the parsed arguments and returns an exit status. Imported lazily so `--help` stays fast.
-_COMMAND_MODULES = ("service.runtime.checkpoint_cli", "service.decoder.cli")
+_COMMAND_MODULES = (
+    "service.runtime.checkpoint_cli",
+    "service.decoder.cli",
+    "service.encoder.cli",
+    "service.triton.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

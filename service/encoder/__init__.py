@@ -1,0 +1,1 @@
+"""The encoder service: image bytes → a cached SAM embedding (Triton on a miss, Redis always)."""

@@ -1,0 +1,175 @@
+"""The Embed logic as plain async functions: cache lookup, single flight, preprocessing, Triton, store.
+
+Nothing here knows gRPC; the servicer translates messages and maps the domain errors raised here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.embedding_codec import decode_embedding, encode_embedding
+from service.embedding_key import make_embedding_key
+from service.embedding_store import EmbeddingStore
+from service.encoder.metrics import (
+    CACHE_REQUESTS,
+    EMBEDDING_BYTES_STORED,
+    PREPROCESS_SECONDS,
+    TRITON_ERRORS,
+    TRITON_SECONDS,
+)
+from service.encoder.single_flight import Outcome, SingleFlight
+from service.errors import CorruptEmbedding, InvalidArgument, ResourceExhausted, ServiceError, Unavailable
+from service.runtime.preprocess import ImageInfo, ImageLimits, decode_image, prepare_encoder_input
+from service.triton.client import TritonDeadlineExceeded, TritonEncoderClient
+
+log = logging.getLogger(__name__)
+
+
+class DeadlineExceeded(ServiceError):
+    """The caller's deadline passed before the embedding was ready."""
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    image_key: str
+    cached: bool  # True when the image encoder did not run for this call
+    original_size: tuple[int, int]  # rows, columns after EXIF orientation
+    model_id: str
+
+
+@dataclass(frozen=True)
+class EncoderModel:
+    """The model whose embeddings this service makes, and how callers may name it."""
+
+    model_id: str
+    arch: str | None = None
+
+    def check_requested(self, requested: str) -> None:
+        """A caller's `model` must be empty, this model's id or its architecture."""
+        if requested and requested not in (self.model_id, self.arch):
+            raise InvalidArgument(f"this server embeds with model {self.model_id!r}, not {requested!r}", "model")
+
+
+class Embedder:
+    """Embeds images once: answers from Redis when it can, otherwise encodes on Triton and stores."""
+
+    def __init__(
+        self,
+        store: EmbeddingStore,
+        triton: TritonEncoderClient,
+        model: EncoderModel,
+        limits: ImageLimits,
+        triton_timeout_seconds: float,
+        single_flight_wait_seconds: float,
+    ) -> None:
+        self.store = store
+        self.triton = triton
+        self.model = model
+        self.limits = limits
+        self.triton_timeout_seconds = triton_timeout_seconds
+        self.single_flight_wait_seconds = single_flight_wait_seconds
+        # The lock must outlive one encode (bounded by the Triton timeout) plus preprocessing and the store.
+        self.single_flight = SingleFlight(store, lock_ttl_seconds=triton_timeout_seconds + 30.0)
+
+    async def embed(self, image_bytes: bytes, requested_model: str = "", deadline: float | None = None) -> EmbedResult:
+        """The key of `image_bytes`' embedding, computing it if no replica has; `deadline` is time.monotonic()."""
+        self.model.check_requested(requested_model)
+        check_image_size(image_bytes, self.limits)
+        image_key = make_embedding_key(self.model.model_id, image_bytes)
+        info = await self.lookup(image_key)
+        CACHE_REQUESTS.labels("hit" if info else "miss").inc()
+        if info is not None:
+            return self._result(image_key, info, cached=True)
+
+        flight = await self.single_flight.run(
+            image_key,
+            lambda: self._encode_and_store(image_key, image_bytes, deadline),
+            wait_seconds=min(self.single_flight_wait_seconds, _remaining(deadline, self.single_flight_wait_seconds)),
+        )
+        if flight.value is not None:
+            return self._result(image_key, flight.value, cached=False)
+        if flight.outcome is Outcome.VALUE:
+            info = await self.lookup(image_key)
+            if info is not None:
+                return self._result(image_key, info, cached=True)
+            raise Unavailable("the embedding another request computed vanished from Redis at once; retry")
+        if deadline is not None and time.monotonic() >= deadline:
+            raise DeadlineExceeded("deadline exceeded waiting for another request encoding the same image")
+        raise Unavailable(
+            f"another request has been encoding the same image for over {self.single_flight_wait_seconds:g} s"
+        )
+
+    async def lookup(self, image_key: str) -> ImageInfo | None:
+        """The image's sizes from its cached embedding (refreshing its TTL), or None on a miss.
+
+        A damaged or foreign value counts as a miss, so the next encode overwrites it.
+        """
+        async with self.store.timed("get"):
+            if self.store.ttl_seconds:
+                value = await self.store.client.getex(image_key, ex=self.store.ttl_seconds)
+            else:
+                value = await self.store.client.get(image_key)
+        if not isinstance(value, bytes):
+            return None
+        try:
+            return decode_embedding(value, expected_model_id=self.model.model_id).info
+        except CorruptEmbedding as error:
+            log.warning("cached value under %s is unusable (%s); re-encoding", image_key, error)
+            return None
+
+    async def _encode_and_store(self, image_key: str, image_bytes: bytes, deadline: float | None) -> ImageInfo:
+        started = time.perf_counter()
+        # Decoding and resizing take tens of milliseconds of CPU: off the event loop.
+        padded, info = await asyncio.to_thread(preprocess, image_bytes, self.limits)
+        PREPROCESS_SECONDS.observe(time.perf_counter() - started)
+
+        timeout = _remaining(deadline, self.triton_timeout_seconds)
+        if timeout <= 0:
+            raise DeadlineExceeded("deadline exceeded before the image reached Triton")
+        started = time.perf_counter()
+        try:
+            answer = await self.triton.encode(padded, info.input_size, timeout)
+        except TritonDeadlineExceeded as error:
+            TRITON_ERRORS.inc()
+            raise DeadlineExceeded(str(error)) from error
+        except ServiceError:
+            TRITON_ERRORS.inc()
+            raise
+        finally:
+            TRITON_SECONDS.observe(time.perf_counter() - started)
+        if answer.model_id != self.model.model_id:
+            # Storing it would put another model's embedding under this model's key: refuse.
+            TRITON_ERRORS.inc()
+            raise Unavailable(
+                f"Triton serves model {answer.model_id!r} but this encoder is configured for "
+                f"{self.model.model_id!r}; refusing to store its embedding"
+            )
+        value = encode_embedding(answer.embedding, info, self.model.model_id)
+        await self.store.put(image_key, value)
+        EMBEDDING_BYTES_STORED.inc(len(value))
+        return info
+
+    def _result(self, image_key: str, info: ImageInfo, cached: bool) -> EmbedResult:
+        return EmbedResult(image_key, cached, info.original_size, self.model.model_id)
+
+
+def check_image_size(image_bytes: bytes, limits: ImageLimits) -> None:
+    """The cheap checks, before hashing and before Redis: empty or over the byte limit."""
+    if not image_bytes:
+        raise InvalidArgument("is empty", "image")
+    if len(image_bytes) > limits.max_bytes:
+        raise ResourceExhausted(f"is {len(image_bytes)} bytes, over the limit of {limits.max_bytes}", "image")
+
+
+def preprocess(image_bytes: bytes, limits: ImageLimits) -> tuple[np.ndarray, ImageInfo]:
+    """Image bytes → the padded 1024² uint8 model input and its sizes (domain errors for bad images)."""
+    return prepare_encoder_input(decode_image(image_bytes, limits, field="image"))
+
+
+def _remaining(deadline: float | None, cap: float) -> float:
+    return cap if deadline is None else min(cap, deadline - time.monotonic())

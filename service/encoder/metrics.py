@@ -1,0 +1,32 @@
+"""The encoder's own Prometheus metrics (RED per RPC and Redis latency are in service.metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+CACHE_REQUESTS = Counter(
+    "sam_encoder_cache_requests_total", "Embed lookups in Redis, by result (hit or miss).", ("result",)
+)
+TRITON_SECONDS = Histogram(
+    "sam_encoder_triton_seconds", "Round trip of one encode on Triton.", buckets=_SECONDS_BUCKETS
+)
+TRITON_ERRORS = Counter("sam_encoder_triton_errors_total", "Encodes on Triton that failed or timed out.")
+EMBEDDING_BYTES_STORED = Counter(
+    "sam_encoder_embedding_bytes_stored_total", "Bytes of encoded embeddings written to Redis."
+)
+SINGLE_FLIGHT_WAITS = Counter(
+    "sam_encoder_single_flight_waits_total",
+    "Embeds that found another request encoding the same image, by outcome "
+    "(value: it arrived; timeout: the bounded wait ran out; took_over: the holder went away and this one encoded).",
+    ("outcome",),
+)
+SINGLE_FLIGHT_WAIT_SECONDS = Histogram(
+    "sam_encoder_single_flight_wait_seconds",
+    "Time spent waiting for another request's encode.",
+    buckets=_SECONDS_BUCKETS,
+)
+PREPROCESS_SECONDS = Histogram(
+    "sam_encoder_preprocess_seconds", "Decoding, resizing and padding one image.", buckets=_SECONDS_BUCKETS
+)

@@ -1,0 +1,104 @@
+"""Wiring: Redis, Triton, the Embedder and the gRPC server with health that follows both dependencies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+import grpc
+
+from service._proto.sam.v1 import sam_pb2_grpc
+from service.config import describe_settings
+from service.embedding_store import EmbeddingStore, connect_redis
+from service.encoder.embed import Embedder, EncoderModel
+from service.encoder.servicer import EncoderServicer
+from service.encoder.settings import EncoderSettings, resolve_model_identity
+from service.grpc_server import SERVICE_NAMES, RunningServer, start_server, wait_for_stop_signal
+from service.metrics import start_metrics_server
+from service.triton.client import TritonEncoderClient
+
+log = logging.getLogger(__name__)
+
+
+async def dependencies_ready(store: EmbeddingStore, triton: TritonEncoderClient) -> bool:
+    """True when Triton reports the model READY and Redis answers."""
+    triton_ready, redis_ready = await asyncio.gather(triton.is_model_ready(), store.ping())
+    return triton_ready and redis_ready
+
+
+async def follow_health(
+    running: RunningServer, store: EmbeddingStore, triton: TritonEncoderClient, interval_seconds: float
+) -> None:
+    """Keep gRPC health equal to the dependencies' readiness, both ways, until cancelled."""
+    serving: bool | None = None
+    while True:
+        ready = await dependencies_ready(store, triton)
+        if ready != serving:
+            log.info(
+                "dependencies %s: health %s", "ready" if ready else "not ready", "SERVING" if ready else "NOT_SERVING"
+            )
+            await running.set_serving(ready)
+            serving = ready
+        await asyncio.sleep(interval_seconds)
+
+
+@dataclass
+class EncoderServer:
+    """A started encoder: `address` is host:port for clients; stop() drains and closes everything."""
+
+    running: RunningServer
+    embedder: Embedder
+    health_task: asyncio.Task[None]
+    host: str
+
+    @property
+    def port(self) -> int:
+        return self.running.port
+
+    @property
+    def address(self) -> str:
+        return f"{'127.0.0.1' if self.host in ('0.0.0.0', '') else self.host}:{self.port}"
+
+    async def stop(self, grace_seconds: float = 5.0) -> None:
+        self.health_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.health_task
+        await self.running.stop(grace_seconds)
+        await self.embedder.triton.close()
+        await self.embedder.store.close()
+
+
+async def start_encoder(settings: EncoderSettings, model: EncoderModel | None = None) -> EncoderServer:
+    """Build and start the encoder (one function for the CLI and the tests); health starts NOT_SERVING."""
+    if model is None:
+        identity = await asyncio.to_thread(resolve_model_identity, settings)
+        model = EncoderModel(identity.model_id, identity.arch)
+    store = EmbeddingStore(connect_redis(settings.redis_url, settings.redis_password), settings.embedding_ttl_seconds)
+    triton = TritonEncoderClient(settings.triton_url, settings.triton_model)
+    embedder = Embedder(
+        store,
+        triton,
+        model,
+        settings.image_limits,
+        triton_timeout_seconds=settings.triton_timeout_seconds,
+        single_flight_wait_seconds=settings.single_flight_wait_seconds,
+    )
+
+    def add_servicers(server: grpc.aio.Server) -> None:
+        sam_pb2_grpc.add_EncoderServicer_to_server(EncoderServicer(embedder), server)
+
+    running = await start_server(add_servicers, [SERVICE_NAMES["Encoder"]], settings.host, settings.port)
+    health_task = asyncio.create_task(follow_health(running, store, triton, settings.health_check_seconds))
+    return EncoderServer(running, embedder, health_task, settings.host)
+
+
+async def serve(settings: EncoderSettings) -> None:
+    """Run the encoder until SIGTERM or SIGINT."""
+    log.info("encoder settings:\n%s", describe_settings(settings))
+    start_metrics_server(settings.metrics_port, settings.metrics_host)
+    server = await start_encoder(settings)
+    log.info("encoder serving model %s on port %d", server.embedder.model.model_id, server.port)
+    await wait_for_stop_signal()
+    await server.stop()

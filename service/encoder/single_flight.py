@@ -1,0 +1,109 @@
+"""One computation per key across every replica: a Redis `SET NX PX` lock, the others poll for the value.
+
+The holder of `<key>:lock` computes and stores the value, then deletes the lock (only if it still holds
+its own token). Waiters poll for the value; when the lock disappears without a value (the holder failed,
+or died and its lock expired) one waiter takes the lock over and computes. Waits are bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from service.embedding_store import EmbeddingStore
+from service.encoder.metrics import SINGLE_FLIGHT_WAIT_SECONDS, SINGLE_FLIGHT_WAITS
+
+T = TypeVar("T")
+
+# Delete the lock only if it still holds our token: an expired lock may already belong to another replica.
+_RELEASE_SCRIPT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class Outcome(enum.Enum):
+    LED = "led"  # this call took the lock at once and computed
+    VALUE = "value"  # another call computed; the value is in Redis now
+    TOOK_OVER = "took_over"  # the holder went away without a value; this call computed
+    TIMEOUT = "timeout"  # the bounded wait ran out first
+
+
+@dataclass(frozen=True)
+class FlightResult(Generic[T]):
+    outcome: Outcome
+    value: T | None  # what `compute` returned when this call computed; None otherwise
+
+
+def lock_key_of(key: str) -> str:
+    return f"{key}:lock"
+
+
+class SingleFlight:
+    """Runs `compute` for a key at most once at a time across every process sharing the Redis."""
+
+    def __init__(self, store: EmbeddingStore, lock_ttl_seconds: float, poll_seconds: float = 0.05) -> None:
+        self.store = store
+        # The lock outlives the longest legitimate computation, and no longer: a dead holder blocks others
+        # for at most this long.
+        self.lock_ttl_ms = max(1, int(lock_ttl_seconds * 1000))
+        self.poll_seconds = poll_seconds
+
+    async def run(self, key: str, compute: Callable[[], Awaitable[T]], wait_seconds: float) -> FlightResult[T]:
+        """Compute under the lock, or wait up to `wait_seconds` for whoever holds it."""
+        token = secrets.token_hex(16)
+        if await self._acquire(key, token):
+            return FlightResult(Outcome.LED, await self._compute_and_release(key, token, compute))
+        started = time.monotonic()
+        outcome, value = await self._wait(key, token, compute, started + max(wait_seconds, 0.0))
+        SINGLE_FLIGHT_WAITS.labels(outcome.value).inc()
+        SINGLE_FLIGHT_WAIT_SECONDS.observe(time.monotonic() - started)
+        return FlightResult(outcome, value)
+
+    async def _wait(
+        self, key: str, token: str, compute: Callable[[], Awaitable[T]], deadline: float
+    ) -> tuple[Outcome, T | None]:
+        while True:
+            # EXISTS, not GET: polling must not move megabytes; the caller reads the value once.
+            if await self._exists(key):
+                return Outcome.VALUE, None
+            if await self._acquire(key, token):
+                # The lock was gone; the value may have landed just before it was released.
+                if await self._exists(key):
+                    await self._release(key, token)
+                    return Outcome.VALUE, None
+                return Outcome.TOOK_OVER, await self._compute_and_release(key, token, compute)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return Outcome.TIMEOUT, None
+            await asyncio.sleep(min(self.poll_seconds, remaining))
+
+    async def _compute_and_release(self, key: str, token: str, compute: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await compute()
+        finally:
+            # Shielded so a cancelled caller still frees the lock for the waiters at once.
+            await asyncio.shield(self._release_quietly(key, token))
+
+    async def _acquire(self, key: str, token: str) -> bool:
+        async with self.store.timed("lock"):
+            return bool(await self.store.client.set(lock_key_of(key), token, nx=True, px=self.lock_ttl_ms))
+
+    async def _exists(self, key: str) -> bool:
+        async with self.store.timed("exists"):
+            return bool(await self.store.client.exists(key))
+
+    async def _release(self, key: str, token: str) -> None:
+        async with self.store.timed("unlock"):
+            await self.store.client.eval(_RELEASE_SCRIPT, 1, lock_key_of(key), token)
+
+    async def _release_quietly(self, key: str, token: str) -> None:
+        try:
+            await self._release(key, token)
+        except Exception:  # noqa: BLE001 - Redis gone: the lock expires by itself
+            pass
