@@ -1,0 +1,1 @@
+"""The decoder service: prompts against cached embeddings over a bidirectional gRPC stream."""

@@ -1,0 +1,93 @@
+"""Wiring of the decoder service: model, Redis, LRU, thread pool and the gRPC server, for the CLI and tests."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import grpc
+
+from service._proto.sam.v1 import sam_pb2_grpc
+from service.config import describe_settings
+from service.decoder.embedding_cache import EmbeddingLru
+from service.decoder.embedding_source import EmbeddingSource
+from service.decoder.segment import Segmenter
+from service.decoder.servicer import DecoderServicer
+from service.decoder.settings import DecoderSettings
+from service.embedding_store import EmbeddingStore, connect_redis
+from service.grpc_server import SERVICE_NAMES, RunningServer, start_server, wait_for_stop_signal
+from service.metrics import start_metrics_server
+from service.runtime.checkpoint import inspect_checkpoint
+from service.runtime.prompt_decoder import PromptDecoderRole
+from service.runtime.prompts import PromptLimits
+
+log = logging.getLogger(__name__)
+
+
+def load_decoder_role(settings: DecoderSettings) -> PromptDecoderRole:
+    """The prompt encoder and mask decoder of the checkpoint; the model id from --model-id or the file's hash."""
+    if settings.checkpoint is None:
+        raise ValueError("--checkpoint (SAMSVC_CHECKPOINT) is required")
+    checkpoint = inspect_checkpoint(settings.checkpoint, settings.arch, settings.model_id)
+    return PromptDecoderRole(checkpoint, device=settings.device)
+
+
+@dataclass
+class DecoderServer:
+    """A running decoder: its gRPC server and what it owns, for tests to look into and stop."""
+
+    running: RunningServer
+    source: EmbeddingSource
+    executor: ThreadPoolExecutor
+
+    @property
+    def port(self) -> int:
+        return self.running.port
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.running.port}"
+
+    @property
+    def model_id(self) -> str:
+        return self.source.model_id
+
+    async def stop(self, grace_seconds: float = 5.0) -> None:
+        await self.running.stop(grace_seconds)
+        await self.source.store.close()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def start_decoder_server(
+    settings: DecoderSettings, decoder_role: PromptDecoderRole | None = None
+) -> DecoderServer:
+    """Start serving `sam.v1.Decoder` (health SERVING once up); `decoder_role` skips loading the checkpoint."""
+    role = decoder_role if decoder_role is not None else await asyncio.to_thread(load_decoder_role, settings)
+    model_id = role.checkpoint.model_id
+    store = EmbeddingStore(connect_redis(settings.redis_url, settings.redis_password or None), ttl_seconds=0)
+    source = EmbeddingSource(store, EmbeddingLru(settings.lru_bytes), model_id)
+    executor = ThreadPoolExecutor(max_workers=settings.decode_workers, thread_name_prefix="decode")
+    limits = PromptLimits(max_points=settings.max_points, max_objects=settings.max_objects)
+    servicer = DecoderServicer(Segmenter(source, role, limits, executor))
+
+    def add_servicers(server: grpc.aio.Server) -> None:
+        sam_pb2_grpc.add_DecoderServicer_to_server(servicer, server)
+
+    running = await start_server(add_servicers, [SERVICE_NAMES["Decoder"]], settings.host, settings.port)
+    if not await store.ping():
+        # Still serve: Redis may come up later, and each request reports UNAVAILABLE meanwhile.
+        log.warning("Redis does not answer at start-up; requests needing it will end UNAVAILABLE")
+    await running.set_serving(True)
+    log.info("decoder serving model %s on %s:%d", model_id, settings.host, running.port)
+    return DecoderServer(running=running, source=source, executor=executor)
+
+
+async def serve(settings: DecoderSettings) -> None:
+    """Run until SIGTERM/SIGINT, then drain."""
+    log.info("decoder settings:\n%s", describe_settings(settings))
+    start_metrics_server(settings.metrics_port, settings.metrics_host)
+    server = await start_decoder_server(settings)
+    await wait_for_stop_signal()
+    await server.stop()

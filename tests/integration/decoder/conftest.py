@@ -1,0 +1,98 @@
+"""Decoder fixtures: a real decoder server on a free loopback port over the session's real Redis.
+
+Embeddings are put into Redis the way the encoder stores them (ImageEncoderRole + codec), so these tests
+do not depend on the encoder service; the end-to-end tests through both services are in test_end_to_end.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+import redis.asyncio as aioredis
+from segment_anything.modeling import Sam
+
+from service.client import AsyncSamClient
+from service.decoder.server import DecoderServer, start_decoder_server
+from service.decoder.settings import DecoderSettings
+from service.embedding_store import connect_redis
+from service.local.redis_server import RedisServer
+from service.runtime.checkpoint import CheckpointInfo
+from service.runtime.image_encoder import ImageEncoderRole
+from service.runtime.prompt_decoder import PromptDecoderRole
+from tests.integration.decoder.reference import Reference, StoredImage, embed_for_redis, make_test_image, reference_sam
+
+
+def decoder_settings(checkpoint: CheckpointInfo, redis_url: str, **overrides: object) -> DecoderSettings:
+    values: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "metrics_port": 0,
+        "redis_url": redis_url,
+        "checkpoint": checkpoint.path,
+        "model_id": checkpoint.model_id,
+    }
+    values.update(overrides)
+    return DecoderSettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def sam_reference_model(tiny_checkpoint: CheckpointInfo) -> Sam:
+    return reference_sam(tiny_checkpoint)
+
+
+@pytest.fixture(scope="session")
+def image_encoder_role(tiny_checkpoint: CheckpointInfo) -> ImageEncoderRole:
+    return ImageEncoderRole(tiny_checkpoint)
+
+
+@pytest.fixture(scope="session")
+def decoder_role(tiny_checkpoint: CheckpointInfo) -> PromptDecoderRole:
+    return PromptDecoderRole(tiny_checkpoint)
+
+
+@pytest.fixture(scope="session")
+async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    client = connect_redis(redis_server.url)
+    yield client
+    await client.aclose()
+
+
+StoreImage = Callable[..., Awaitable[tuple[StoredImage, Reference]]]
+
+
+@pytest.fixture(scope="session")
+def store_image(
+    tiny_checkpoint: CheckpointInfo,
+    image_encoder_role: ImageEncoderRole,
+    sam_reference_model: Sam,
+    redis_client: aioredis.Redis,
+) -> StoreImage:
+    """Embed a seeded image, put it into the real Redis, and return it with its reference predictors."""
+    made: dict[tuple[int, int, int], tuple[StoredImage, Reference]] = {}
+
+    async def store(height: int = 60, width: int = 80, seed: int = 0) -> tuple[StoredImage, Reference]:
+        if (height, width, seed) not in made:
+            rgb, image_bytes = make_test_image(height, width, seed)
+            image = embed_for_redis(image_encoder_role, tiny_checkpoint.model_id, rgb, image_bytes)
+            made[(height, width, seed)] = (image, Reference.of(sam_reference_model, rgb, image.stored))
+        image, reference = made[(height, width, seed)]
+        await redis_client.set(image.image_key, image.value)
+        return image, reference
+
+    return store
+
+
+@pytest.fixture(scope="session")
+async def decoder_server(
+    tiny_checkpoint: CheckpointInfo, redis_server: RedisServer, decoder_role: PromptDecoderRole
+) -> AsyncIterator[DecoderServer]:
+    server = await start_decoder_server(decoder_settings(tiny_checkpoint, redis_server.url), decoder_role)
+    yield server
+    await server.stop(grace_seconds=1)
+
+
+@pytest.fixture
+async def decoder_client(decoder_server: DecoderServer) -> AsyncIterator[AsyncSamClient]:
+    async with AsyncSamClient(decoder_target=decoder_server.target) as client:
+        yield client
