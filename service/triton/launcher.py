@@ -19,6 +19,7 @@ virtualenv, the child environment gets:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -31,6 +32,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytriton
 
@@ -185,6 +187,20 @@ class TritonServer:
                 return bool(response.status == 200)
         except (urllib.error.URLError, OSError):
             return False
+
+    def inference_count(self) -> int:
+        """Images (batch items) the model has inferred since this server started, from Triton's statistics."""
+        url = f"http://{self.host}:{self.http_port}/v2/models/{self.model_name}/stats"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            statistics = json.load(response)
+        return sum(int(model.get("inference_count", 0)) for model in statistics.get("model_stats", []))
+
+    def model_config(self) -> dict[str, Any]:
+        """The configuration Triton loaded for the model (after --model-config-name)."""
+        url = f"http://{self.host}:{self.http_port}/v2/models/{self.model_name}/config"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            config: dict[str, Any] = json.load(response)
+        return config
 
     def wait_until_ready(self, timeout_seconds: float) -> None:
         deadline = time.monotonic() + timeout_seconds

@@ -1,0 +1,265 @@
+"""The encoder service against a real redis-server and a real tritonserver (tiny checkpoint, CPU)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator
+
+import grpc
+import numpy as np
+import pytest
+import redis.asyncio as aioredis
+import torch
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from PIL import Image
+from segment_anything import SamPredictor
+
+from service._proto.sam.v1 import sam_pb2, sam_pb2_grpc
+from service.embedding_codec import decode_embedding
+from service.encoder.embed import EncoderModel
+from service.encoder.server import EncoderServer, start_encoder
+from service.grpc_server import channel_options
+from service.local.redis_server import RedisServer
+from service.runtime.architectures import build_sam
+from service.runtime.checkpoint import CheckpointInfo, load_state_dict
+from service.runtime.preprocess import decode_image
+from service.triton.launcher import TritonServer
+from tests.integration.conftest import encoder_settings, health_status, make_triton_server, wait_for_health
+
+pytestmark = pytest.mark.slow
+
+_SEEDS = iter(range(10_000, 20_000))
+
+
+def new_image_bytes(rows: int = 120, columns: int = 160, fmt: str = "PNG") -> bytes:
+    """An image no test has embedded before (fresh random pixels)."""
+    pixels = np.random.default_rng(next(_SEEDS)).integers(0, 256, (rows, columns, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+async def encoder_stub(encoder_server: EncoderServer) -> AsyncIterator[sam_pb2_grpc.EncoderStub]:
+    async with grpc.aio.insecure_channel(encoder_server.address, options=channel_options()) as channel:
+        yield sam_pb2_grpc.EncoderStub(channel)
+
+
+async def embed(
+    stub: sam_pb2_grpc.EncoderStub, image: bytes, timeout: float = 60.0, model: str = ""
+) -> sam_pb2.EmbedResponse:
+    return await stub.Embed(sam_pb2.EmbedRequest(image=image, model=model), timeout=timeout)
+
+
+async def embed_status(stub: sam_pb2_grpc.EncoderStub, image: bytes, **kwargs: object) -> tuple[grpc.StatusCode, str]:
+    try:
+        await embed(stub, image, **kwargs)  # type: ignore[arg-type]
+    except grpc.aio.AioRpcError as error:
+        return error.code(), error.details() or ""
+    return grpc.StatusCode.OK, ""
+
+
+async def test_first_embed_misses_and_second_hits_without_triton(
+    encoder_stub: sam_pb2_grpc.EncoderStub, triton_server: TritonServer, encoder_model_id: str
+) -> None:
+    image = new_image_bytes(90, 200)
+    before = triton_server.inference_count()
+
+    first = await embed(encoder_stub, image)
+    after_first = triton_server.inference_count()
+    second = await embed(encoder_stub, image)
+    after_second = triton_server.inference_count()
+
+    assert (first.cached, second.cached) == (False, True)
+    assert after_first == before + 1
+    assert after_second == after_first  # the hit never reached Triton
+    assert first.image_key == second.image_key
+    assert first.image_key.startswith(f"sam:{encoder_model_id}:") and len(first.image_key.rsplit(":", 1)[1]) == 64
+    assert (first.original_size.height, first.original_size.width) == (90, 200)
+    assert (second.original_size.height, second.original_size.width) == (90, 200)
+    assert first.model == second.model == encoder_model_id
+
+
+async def test_eight_concurrent_embeds_of_one_new_image_run_one_inference(
+    encoder_stub: sam_pb2_grpc.EncoderStub, triton_server: TritonServer
+) -> None:
+    image = new_image_bytes()
+    before = triton_server.inference_count()
+
+    answers = await asyncio.gather(*(embed(encoder_stub, image) for _ in range(8)))
+
+    assert triton_server.inference_count() - before == 1
+    assert len({answer.image_key for answer in answers}) == 1
+    assert sorted(answer.cached for answer in answers) == [False] + [True] * 7
+
+
+async def test_stored_embedding_equals_reference_encoder(
+    encoder_stub: sam_pb2_grpc.EncoderStub, redis_server: RedisServer, tiny_checkpoint: CheckpointInfo
+) -> None:
+    # A JPEG of a non-square size exercises decoding, resizing and padding.
+    image = new_image_bytes(300, 200, fmt="JPEG")
+    answer = await embed(encoder_stub, image)
+    client = aioredis.from_url(redis_server.url)
+    try:
+        stored = decode_embedding(await client.get(answer.image_key), expected_model_id=answer.model)
+    finally:
+        await client.aclose()
+
+    sam = build_sam(tiny_checkpoint.arch)
+    sam.load_state_dict(load_state_dict(tiny_checkpoint.path))
+    predictor = SamPredictor(sam.eval())
+    with torch.inference_mode():
+        predictor.set_image(decode_image(image), image_format="RGB")
+    reference = predictor.features[0].numpy()
+
+    assert stored.info.original_size == (300, 200)
+    assert stored.info.input_size == tuple(predictor.input_size)
+    assert stored.embedding.dtype == np.float16 and stored.embedding.shape == reference.shape
+    # float16 keeps 11 significant bits: a relative error of 2^-11 ≈ 4.9e-4 per value, plus CPU float32 noise.
+    scale = float(np.abs(reference).max())
+    max_abs_diff = float(np.abs(stored.embedding.astype(np.float32) - reference).max())
+    assert max_abs_diff <= 1e-3 * scale, (max_abs_diff, scale)
+
+
+def _truncated_png() -> bytes:
+    return new_image_bytes(64, 64)[:200]
+
+
+@pytest.mark.parametrize(
+    ("image", "code", "message"),
+    [
+        (b"", grpc.StatusCode.INVALID_ARGUMENT, "image: is empty"),
+        (b"this is not an image, just text", grpc.StatusCode.INVALID_ARGUMENT, "image: is not an image format"),
+        (_truncated_png(), grpc.StatusCode.INVALID_ARGUMENT, "image: could not be decoded"),
+    ],
+    ids=["empty", "not-an-image", "truncated"],
+)
+async def test_bad_images_are_invalid_argument(
+    encoder_stub: sam_pb2_grpc.EncoderStub, image: bytes, code: grpc.StatusCode, message: str
+) -> None:
+    status, details = await embed_status(encoder_stub, image)
+    assert status == code
+    assert details.startswith(message), details
+
+
+async def test_oversized_images_are_resource_exhausted(
+    redis_server: RedisServer, triton_server: TritonServer, encoder_model_id: str
+) -> None:
+    settings = encoder_settings(
+        redis_server.url, triton_server.grpc_url, encoder_model_id, max_image_bytes=50_000, max_image_pixels=100_000
+    )
+    server = await start_encoder(settings)
+    try:
+        async with grpc.aio.insecure_channel(server.address, options=channel_options()) as channel:
+            stub = sam_pb2_grpc.EncoderStub(channel)
+            too_many_bytes = new_image_bytes(200, 200)  # ~120 kB of noise
+            status, details = await embed_status(stub, too_many_bytes)
+            assert status == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert details == f"image: is {len(too_many_bytes)} bytes, over the limit of 50000"
+
+            buffer = io.BytesIO()
+            Image.new("L", (1000, 1000)).save(buffer, format="PNG")  # tiny file, 1 megapixel
+            status, details = await embed_status(stub, buffer.getvalue())
+            assert status == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert details == "image: is 1000x1000 = 1000000 pixels, over the limit of 100000"
+    finally:
+        await server.stop(grace_seconds=1.0)
+
+
+async def test_unknown_model_is_invalid_argument(encoder_stub: sam_pb2_grpc.EncoderStub, encoder_model_id: str) -> None:
+    status, details = await embed_status(encoder_stub, new_image_bytes(), model="vit_h")
+    assert status == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.startswith("model: this server embeds with model"), details
+    for accepted in ("tiny", encoder_model_id):
+        assert (await embed_status(encoder_stub, new_image_bytes(), model=accepted))[0] == grpc.StatusCode.OK
+
+
+async def test_triton_model_id_mismatch_is_refused_and_not_stored(
+    redis_server: RedisServer, triton_server: TritonServer
+) -> None:
+    settings = encoder_settings(redis_server.url, triton_server.grpc_url, "tiny-0000000000000000")
+    server = await start_encoder(settings, model=EncoderModel("tiny-0000000000000000", "tiny"))
+    client = aioredis.from_url(redis_server.url)
+    try:
+        async with grpc.aio.insecure_channel(server.address, options=channel_options()) as channel:
+            status, details = await embed_status(sam_pb2_grpc.EncoderStub(channel), new_image_bytes())
+        assert status == grpc.StatusCode.UNAVAILABLE
+        assert "refusing to store" in details
+        assert await client.keys("sam:tiny-0000000000000000:*") == []
+    finally:
+        await client.aclose()
+        await server.stop(grace_seconds=1.0)
+
+
+async def test_deadline_is_honoured(encoder_stub: sam_pb2_grpc.EncoderStub) -> None:
+    status, _ = await embed_status(encoder_stub, new_image_bytes(), timeout=0.02)
+    assert status == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+async def test_health_serving_and_reflection(encoder_server: EncoderServer) -> None:
+    assert await health_status(encoder_server.address) == health_pb2.HealthCheckResponse.SERVING
+    assert await health_status(encoder_server.address, "sam.v1.Encoder") == health_pb2.HealthCheckResponse.SERVING
+    async with grpc.aio.insecure_channel(encoder_server.address) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+        names = {service.name async for response in responses for service in response.list_services_response.service}
+    assert {"sam.v1.Encoder", "grpc.health.v1.Health"} <= names
+
+
+def test_triton_runs_the_cpu_config(triton_server: TritonServer) -> None:
+    config = triton_server.model_config()
+    assert [group["kind"] for group in config["instance_group"]] == ["KIND_CPU"]
+    assert config["max_batch_size"] == 4
+    assert config["dynamic_batching"]["max_queue_delay_microseconds"] == 5000
+
+
+async def test_redis_stopped_is_unavailable_and_recovers_without_restart(
+    triton_server: TritonServer, encoder_model_id: str
+) -> None:
+    with RedisServer() as redis_server:
+        server = await start_encoder(encoder_settings(redis_server.url, triton_server.grpc_url, encoder_model_id))
+        try:
+            await wait_for_health(server.address, serving=True)
+            async with grpc.aio.insecure_channel(server.address, options=channel_options()) as channel:
+                stub = sam_pb2_grpc.EncoderStub(channel)
+                assert (await embed_status(stub, new_image_bytes()))[0] == grpc.StatusCode.OK
+
+                redis_server.stop()
+                status, details = await embed_status(stub, new_image_bytes())
+                assert status == grpc.StatusCode.UNAVAILABLE
+                assert "Redis" in details
+                await wait_for_health(server.address, serving=False, timeout_seconds=10)
+
+                redis_server.start()
+                await wait_for_health(server.address, serving=True, timeout_seconds=10)
+                answer = await embed(stub, new_image_bytes())
+                assert answer.cached is False
+        finally:
+            await server.stop(grace_seconds=1.0)
+
+
+async def test_triton_stopped_is_unavailable_and_recovers_without_restart(
+    redis_server: RedisServer, tiny_checkpoint: CheckpointInfo, encoder_model_id: str
+) -> None:
+    with make_triton_server(tiny_checkpoint) as triton_server:
+        server = await start_encoder(encoder_settings(redis_server.url, triton_server.grpc_url, encoder_model_id))
+        try:
+            await wait_for_health(server.address, serving=True)
+            async with grpc.aio.insecure_channel(server.address, options=channel_options()) as channel:
+                stub = sam_pb2_grpc.EncoderStub(channel)
+                assert (await embed_status(stub, new_image_bytes()))[0] == grpc.StatusCode.OK
+
+                await asyncio.to_thread(triton_server.stop)
+                status, details = await embed_status(stub, new_image_bytes())
+                assert status == grpc.StatusCode.UNAVAILABLE
+                assert "Triton" in details
+                await wait_for_health(server.address, serving=False, timeout_seconds=10)
+
+                await asyncio.to_thread(triton_server.start)
+                await wait_for_health(server.address, serving=True, timeout_seconds=15)
+                answer = await embed(stub, new_image_bytes())
+                assert answer.cached is False
+        finally:
+            await server.stop(grace_seconds=1.0)
