@@ -117,10 +117,13 @@ async def test_stored_embedding_equals_reference_encoder(
     assert stored.info.original_size == (300, 200)
     assert stored.info.input_size == tuple(predictor.input_size)
     assert stored.embedding.dtype == np.float16 and stored.embedding.shape == reference.shape
-    # float16 keeps 11 significant bits: a relative error of 2^-11 ≈ 4.9e-4 per value, plus CPU float32 noise.
-    scale = float(np.abs(reference).max())
-    max_abs_diff = float(np.abs(stored.embedding.astype(np.float32) - reference).max())
-    assert max_abs_diff <= 1e-3 * scale, (max_abs_diff, scale)
+    # float16 keeps 11 significant bits: rounding moves each value by at most 2^-11 of itself; allow 1e-4
+    # absolute on top for float32 noise between Triton's process and this one (measured: max diff 0.0019 at
+    # values up to 4.7, i.e. exactly float16 rounding).
+    difference = np.abs(stored.embedding.astype(np.float32) - reference)
+    bound = np.abs(reference) * 2.0**-11 + 1e-4
+    assert np.all(difference <= bound), float((difference - bound).max())
+    assert float(difference.max()) <= 1e-3 * float(np.abs(reference).max())
 
 
 def _truncated_png() -> bytes:
