@@ -14,6 +14,9 @@ _COMMAND_MODULES = (
     "service.decoder.cli",
     "service.encoder.cli",
     "service.triton.cli",
+    "service.stack.cli",
+    "service.health_cli",
+    "service.segment_cli",
 )
 
 

@@ -1,0 +1,1 @@
+"""`samsvc up`: the whole stack on one machine (Triton, Redis, encoder, decoder)."""

@@ -1,0 +1,107 @@
+"""`samsvc up`: run Triton, Redis, the encoder and the decoder on this machine until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from service.runtime.architectures import ARCHITECTURES
+
+_CACHE_DIR = Path.home() / ".cache" / "samsvc"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "up",
+        help="Run the whole stack locally: tritonserver, redis-server, encoder, decoder.",
+        description=(
+            "Start tritonserver (from the nvidia-pytriton wheel) with model_repo/, redis-server (from PATH, or use "
+            "--redis-url), the encoder and the decoder; print the endpoints; stop everything on Ctrl-C or SIGTERM. "
+            "Without --checkpoint, a tiny checkpoint with random weights is made: its masks mean nothing."
+        ),
+    )
+    parser.add_argument("--checkpoint", type=Path, help="an official SAM checkpoint (.pth); default: a tiny demo one")
+    parser.add_argument("--arch", choices=sorted(ARCHITECTURES), help="the checkpoint's architecture (checked)")
+    parser.add_argument("--redis-url", help="use this Redis instead of starting redis-server")
+    parser.add_argument("--host", default="127.0.0.1", help="address the services bind (default: %(default)s)")
+    parser.add_argument("--encoder-port", type=int, default=50051, help="encoder gRPC port; 0 picks a free one")
+    parser.add_argument("--decoder-port", type=int, default=50052, help="decoder gRPC port; 0 picks a free one")
+    parser.add_argument("--encoder-metrics-port", type=int, default=9101, help="0 picks a free one")
+    parser.add_argument("--decoder-metrics-port", type=int, default=9102, help="0 picks a free one")
+    parser.add_argument(
+        "--start-timeout-seconds", type=float, default=300.0, help="longest wait for every part to be ready"
+    )
+    parser.set_defaults(func=run)
+
+
+class _StopRequested(Exception):
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    from service.stack.up import Stack, StackFailed, StackOptions, demo_checkpoint, demo_warning, pick_free_ports
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.redis_url and shutil.which("redis-server") is None:
+        from service.local.redis_server import INSTALL_HINT
+
+        print(INSTALL_HINT, file=sys.stderr)
+        return 2
+    checkpoint = args.checkpoint
+    if checkpoint is None:
+        checkpoint = demo_checkpoint(_CACHE_DIR)
+        print(demo_warning(checkpoint), flush=True)
+    elif not checkpoint.exists():
+        print(f"checkpoint {checkpoint} does not exist", file=sys.stderr)
+        return 2
+    options = pick_free_ports(
+        StackOptions(
+            checkpoint=checkpoint,
+            arch=args.arch,
+            redis_url=args.redis_url,
+            host=args.host,
+            encoder_port=args.encoder_port,
+            decoder_port=args.decoder_port,
+            encoder_metrics_port=args.encoder_metrics_port,
+            decoder_metrics_port=args.decoder_metrics_port,
+            start_timeout_seconds=args.start_timeout_seconds,
+        )
+    )
+    stop = threading.Event()
+
+    def request_stop(*_: object) -> None:
+        if not stop.is_set():
+            stop.set()
+            raise _StopRequested
+
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signal_number, request_stop)
+    stack = Stack(options)
+    try:
+        stack.start(checkpoint)
+        print("SAM stack is up:", flush=True)
+        for name, endpoint in stack.endpoints().items():
+            print(f"  {name:16} {endpoint}", flush=True)
+        print("Ctrl-C or SIGTERM stops everything.", flush=True)
+        while not stop.wait(1.0):
+            failed = stack.failed_part()
+            if failed:
+                print(f"{failed} exited on its own; stopping the stack", file=sys.stderr)
+                return 1
+        return 0
+    except _StopRequested:
+        return 0
+    except (StackFailed, OSError, ValueError, RuntimeError) as error:
+        print(f"samsvc up failed: {error}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stack.stop()
+        print("stopped.", flush=True)
