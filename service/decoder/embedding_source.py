@@ -7,7 +7,7 @@ from service.decoder.metrics import LRU_REQUESTS, REDIS_FETCHES
 from service.embedding_codec import StoredEmbedding, decode_embedding
 from service.embedding_key import model_id_of_key
 from service.embedding_store import EmbeddingStore
-from service.errors import NotFound
+from service.errors import CorruptEmbedding, NotFound
 
 
 class EmbeddingSource:
@@ -44,6 +44,10 @@ class EmbeddingSource:
             REDIS_FETCHES.labels("not_found").inc()
             raise NotFound(f"{image_key!r} is not in the cache (unknown or expired); embed the image again", field)
         REDIS_FETCHES.labels("found").inc()
-        stored = decode_embedding(value, expected_model_id=self.model_id)
+        try:
+            stored = decode_embedding(value, expected_model_id=self.model_id)
+        except CorruptEmbedding as error:
+            # The service's own data is bad, not the request: the stream ends (DATA_LOSS), naming the key.
+            raise CorruptEmbedding(f"the cached embedding {image_key!r} {error.reason}", field) from error
         self.lru.put(image_key, stored)
         return stored
