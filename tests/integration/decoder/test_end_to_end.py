@@ -1,0 +1,124 @@
+"""Through both services with real Triton and Redis: the client embeds, the decoder answers, and a lost
+embedding is re-embedded by the client without the caller noticing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+import redis.asyncio as aioredis
+from segment_anything.modeling import Sam
+
+from service.client import AsyncSamClient, SamClient, make_prompt, mask_of
+from service.decoder.server import DecoderServer
+from service.embedding_codec import decode_embedding
+from service.encoder.server import EncoderServer
+from service.runtime.preprocess import decode_image
+from tests.integration.decoder.reference import Reference, assert_matches_reference, make_test_image
+
+pytestmark = pytest.mark.slow
+
+
+async def _reference_of_stored(
+    sam: Sam, redis_client: aioredis.Redis, image_key: str, image_bytes: bytes, model_id: str
+) -> Reference:
+    """SamPredictor on the decoded image, with the rounded features read back from what the encoder stored."""
+    value = await redis_client.get(image_key)
+    assert value is not None
+    return Reference.of(sam, decode_image(image_bytes), decode_embedding(value, model_id))
+
+
+async def test_embed_then_segment_matches_reference(
+    encoder_server: EncoderServer,
+    decoder_server: DecoderServer,
+    redis_client: aioredis.Redis,
+    sam_reference_model: Sam,
+) -> None:
+    _, image_bytes = make_test_image(72, 96, seed=30)
+    async with AsyncSamClient(encoder_server.address, decoder_server.target) as client:
+        image = await client.embed(image_bytes)
+        assert image.original_size == (72, 96) and image.model == decoder_server.model_id
+        reference = await _reference_of_stored(
+            sam_reference_model, redis_client, image.image_key, image_bytes, decoder_server.model_id
+        )
+        clicks = np.array([[40.0, 30.0], [70.0, 50.0]])
+        labels = np.array([1, 0])
+        box = np.array([10.0, 10.0, 80.0, 60.0])
+        async with client.open_stream() as stream:
+            points_answer = await stream.segment(
+                image,
+                [make_prompt(points=[(40, 30, 1), (70, 50, 0)]), make_prompt(box=(10, 10, 80, 60))],
+                multimask_output=True,
+                return_logits=True,
+            )
+            refined = await stream.segment(
+                image,
+                [make_prompt(points=[(40, 30, 1), (70, 50, 0)], previous=True)],
+                multimask_output=False,
+                return_logits=True,
+            )
+    assert len(points_answer.objects[0].masks) == 3 and len(refined.objects[0].masks) == 1
+    first_logits = assert_matches_reference(
+        points_answer.objects[0], reference, point_coords=clicks, point_labels=labels, multimask_output=True
+    )
+    assert_matches_reference(points_answer.objects[1], reference, box=box, multimask_output=True)
+    _, first_scores, _ = reference.predict(
+        reference.rounded, point_coords=clicks, point_labels=labels, multimask_output=True
+    )
+    prior = first_logits[int(np.argmax(first_scores))][None]
+    assert_matches_reference(
+        refined.objects[0],
+        reference,
+        point_coords=clicks,
+        point_labels=labels,
+        mask_input=prior,
+        multimask_output=False,
+    )
+
+
+async def test_client_reembeds_a_lost_embedding(
+    encoder_server: EncoderServer, decoder_server: DecoderServer, redis_client: aioredis.Redis
+) -> None:
+    """The key is deleted from Redis (expired, evicted) and dropped from the decoder's LRU (another replica):
+    the decoder answers NOT_FOUND in-band, the client embeds again and the caller gets the same answer."""
+    _, image_bytes = make_test_image(50, 70, seed=31)
+    prompt = [make_prompt(points=[(20, 25, 1)])]
+    async with AsyncSamClient(encoder_server.address, decoder_server.target) as client:
+        image = await client.embed(image_bytes)
+        async with client.open_stream() as stream:
+            before = await stream.segment(image, prompt, multimask_output=True)
+            assert await redis_client.delete(image.image_key) == 1
+            decoder_server.source.lru.discard(image.image_key)
+            after = await stream.segment(image, prompt, multimask_output=True)
+            assert client.reembeddings == 1
+            assert await redis_client.exists(image.image_key) == 1
+            # A bare key cannot be re-embedded: the client reports the NOT_FOUND as it came.
+            await redis_client.delete(image.image_key)
+            decoder_server.source.lru.discard(image.image_key)
+            bare = await stream.segment(image.image_key, prompt, raise_on_error=False)
+    assert after.objects == before.objects and after.image_key == image.image_key
+    assert bare.error.code == 5 and image.image_key in bare.error.message
+
+
+async def test_blocking_client_through_both_services(
+    encoder_server: EncoderServer, decoder_server: DecoderServer
+) -> None:
+    """The CLI's client: embed, then a stream of two requests, from a thread (the servers run on this loop)."""
+    _, image_bytes = make_test_image(40, 60, seed=32)
+
+    def use_blocking_client() -> tuple[list[np.ndarray], list[np.ndarray], str]:
+        with SamClient(encoder_server.address, decoder_server.target) as client:
+            image = client.embed(image_bytes)
+            with client.open_stream(timeout_seconds=120) as stream:
+                first = stream.segment(image, [make_prompt(points=[(30, 20, 1)])], multimask_output=True)
+                second = stream.segment(image, [make_prompt(points=[(30, 20, 1)], previous=True)])
+            return (
+                [mask_of(mask) for mask in first.objects[0].masks],
+                [mask_of(mask) for mask in second.objects[0].masks],
+                image.image_key,
+            )
+
+    first, second, image_key = await asyncio.to_thread(use_blocking_client)
+    assert len(first) == 3 and len(second) == 1 and first[0].shape == (40, 60)
+    assert image_key.startswith(f"sam:{decoder_server.model_id}:")
