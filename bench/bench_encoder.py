@@ -1,0 +1,155 @@
+"""Encoder figures, measured in one run on real servers with the tiny checkpoint (CPU).
+
+1. Embed latency of a cached image ÷ one Redis GET of its embedding (medians of --repeats each): how
+   much a cache hit costs on top of the Redis read it cannot avoid (gRPC, hashing the bytes, decoding the
+   stored header and checksum, the TTL refresh).
+2. Triton's encode time (a tritonclient round trip, 3 MiB in and 2 MiB out) ÷ the in-process
+   ImageEncoderRole.encode time for the same padded image (medians of --encode-repeats): the serving
+   overhead of running the encoder behind Triton's python backend.
+
+Prints ratios and the medians behind them; asserts nothing about absolute timings.
+
+    .venv/bin/python bench/bench_encoder.py [--repeats 100] [--encode-repeats 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from PIL import Image
+
+from service._proto.sam.v1 import sam_pb2, sam_pb2_grpc
+from service.embedding_store import connect_redis
+from service.grpc_server import channel_options
+from service.local.ports import free_port
+from service.local.redis_server import RedisServer
+from service.runtime.checkpoint import inspect_checkpoint, make_test_checkpoint
+from service.runtime.image_encoder import ImageEncoderRole
+from service.runtime.preprocess import decode_image, prepare_encoder_input
+from service.triton.client import TritonEncoderClient
+from service.triton.launcher import ENCODER_MODEL_NAME, TritonServer
+
+
+async def median_seconds(action: Callable[[], Awaitable[object]], repeats: int) -> float:
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        await action()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def test_image(rows: int = 480, columns: int = 640) -> bytes:
+    pixels = np.random.default_rng(7).integers(0, 256, (rows, columns, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+async def wait_serving(address: str, timeout_seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                response = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if response.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"encoder at {address} not SERVING after {timeout_seconds} s")
+
+
+async def measure(
+    redis_url: str, triton: TritonServer, model_id: str, role: ImageEncoderRole, args: argparse.Namespace
+) -> None:
+    image = test_image()
+    port = free_port()
+    # The encoder in its own process, as deployed (`samsvc encoder`), so client and server do not share a loop.
+    encoder = subprocess.Popen(
+        [
+            sys.executable, "-m", "service.cli", "encoder",
+            "--host", "127.0.0.1", "--port", str(port), "--metrics-port", "0",
+            "--redis-url", redis_url, "--triton-url", triton.grpc_url, "--model-id", model_id,
+            "--log-level", "WARNING",
+        ]
+    )  # fmt: skip
+    try:
+        address = f"127.0.0.1:{port}"
+        await wait_serving(address)
+        async with grpc.aio.insecure_channel(address, options=channel_options()) as channel:
+            stub = sam_pb2_grpc.EncoderStub(channel)
+            request = sam_pb2.EmbedRequest(image=image)
+            first = await stub.Embed(request, timeout=120)
+            assert not first.cached
+            for _ in range(5):  # warm the channel and both processes
+                await stub.Embed(request, timeout=10)
+            embed_cached = await median_seconds(lambda: stub.Embed(request, timeout=10), args.repeats)
+
+        redis = connect_redis(redis_url)
+        try:
+            value = await redis.get(first.image_key)
+            for _ in range(5):
+                await redis.get(first.image_key)
+            redis_get = await median_seconds(lambda: redis.get(first.image_key), args.repeats)
+        finally:
+            await redis.aclose()
+    finally:
+        encoder.terminate()
+        encoder.wait(timeout=30)
+
+    padded, info = prepare_encoder_input(decode_image(image))
+    images, sizes = padded[np.newaxis], np.array([info.input_size])
+    client = TritonEncoderClient(triton.grpc_url, ENCODER_MODEL_NAME)
+    triton_samples, role_samples = [], []
+    try:
+        await client.encode(padded, info.input_size, 60)  # warm-up
+        role.encode(images, sizes)
+        # Interleaved, so both see the same background load on a shared machine.
+        for _ in range(args.encode_repeats):
+            started = time.perf_counter()
+            await client.encode(padded, info.input_size, 60)
+            triton_samples.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            role.encode(images, sizes)
+            role_samples.append(time.perf_counter() - started)
+    finally:
+        await client.close()
+    triton_encode, role_encode = statistics.median(triton_samples), statistics.median(role_samples)
+
+    print(f"image: {len(image)} bytes JPEG 480x640; embedding value {len(value or b'')} bytes; model {model_id}")
+    print(f"Embed (cached) median {embed_cached * 1e3:.3f} ms over {args.repeats}")
+    print(f"Redis GET of the embedding median {redis_get * 1e3:.3f} ms over {args.repeats}")
+    print(f"RATIO cached Embed / Redis GET = {embed_cached / redis_get:.2f}")
+    print(f"Triton encode (round trip) median {triton_encode * 1e3:.1f} ms over {args.encode_repeats}")
+    print(f"in-process ImageEncoderRole.encode median {role_encode * 1e3:.1f} ms over {args.encode_repeats}")
+    print(f"RATIO Triton encode / in-process encode = {triton_encode / role_encode:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=100, help="samples for the cached Embed and Redis GET (≥ 50)")
+    parser.add_argument("--encode-repeats", type=int, default=20, help="samples for each encode timing")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-encoder-") as work:
+        checkpoint = inspect_checkpoint(make_test_checkpoint("tiny", 1234, Path(work) / "sam_tiny.pth"))
+        role = ImageEncoderRole(checkpoint)
+        with RedisServer() as redis_server, TritonServer(checkpoint=checkpoint.path) as triton:
+            asyncio.run(measure(redis_server.url, triton, checkpoint.model_id, role, args))
+
+
+if __name__ == "__main__":
+    main()
