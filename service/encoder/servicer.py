@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import grpc
@@ -10,6 +11,8 @@ from service._proto.sam.v1 import sam_pb2, sam_pb2_grpc
 from service.encoder.embed import DeadlineExceeded, Embedder
 from service.errors import ServiceError
 from service.grpc_status import abort_with
+
+log = logging.getLogger(__name__)
 
 
 class EncoderServicer(sam_pb2_grpc.EncoderServicer):
@@ -28,6 +31,10 @@ class EncoderServicer(sam_pb2_grpc.EncoderServicer):
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(error))
         except ServiceError as error:
             await abort_with(context, error)
+        except Exception:
+            # A bug, not a foreseeable failure: log it whole, answer INTERNAL rather than UNKNOWN.
+            log.exception("Embed failed unexpectedly")
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error in the encoder; see its log")
         rows, columns = result.original_size
         return sam_pb2.EmbedResponse(
             image_key=result.image_key,

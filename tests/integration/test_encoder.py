@@ -14,6 +14,7 @@ import torch
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from PIL import Image
+from prometheus_client import REGISTRY
 from segment_anything import SamPredictor
 
 from service._proto.sam.v1 import sam_pb2, sam_pb2_grpc
@@ -66,6 +67,7 @@ async def test_first_embed_misses_and_second_hits_without_triton(
 ) -> None:
     image = new_image_bytes(90, 200)
     before = triton_server.inference_count()
+    hits_before, misses_before, stored_before = _cache_metrics()
 
     first = await embed(encoder_stub, image)
     after_first = triton_server.inference_count()
@@ -80,6 +82,22 @@ async def test_first_embed_misses_and_second_hits_without_triton(
     assert (first.original_size.height, first.original_size.width) == (90, 200)
     assert (second.original_size.height, second.original_size.width) == (90, 200)
     assert first.model == second.model == encoder_model_id
+    hits, misses, stored = _cache_metrics()
+    assert (hits - hits_before, misses - misses_before) == (1, 1)
+    assert stored - stored_before > 2 * 256 * 64 * 64  # one float16 embedding and its header
+
+
+def _cache_metrics() -> tuple[float, float, float]:
+    """The encoder's hit, miss and bytes-stored counters (the server runs in this process)."""
+
+    def sample(name: str, labels: dict[str, str] | None = None) -> float:
+        return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+    return (
+        sample("sam_encoder_cache_requests_total", {"result": "hit"}),
+        sample("sam_encoder_cache_requests_total", {"result": "miss"}),
+        sample("sam_encoder_embedding_bytes_stored_total"),
+    )
 
 
 async def test_eight_concurrent_embeds_of_one_new_image_run_one_inference(
@@ -196,9 +214,15 @@ async def test_triton_model_id_mismatch_is_refused_and_not_stored(
         await server.stop(grace_seconds=1.0)
 
 
-async def test_deadline_is_honoured(encoder_stub: sam_pb2_grpc.EncoderStub) -> None:
-    status, _ = await embed_status(encoder_stub, new_image_bytes(), timeout=0.02)
+async def test_deadline_is_honoured_and_leaves_no_stale_lock(encoder_stub: sam_pb2_grpc.EncoderStub) -> None:
+    image = new_image_bytes(600, 800)
+    status, _ = await embed_status(encoder_stub, image, timeout=0.02)
     assert status == grpc.StatusCode.DEADLINE_EXCEEDED
+    # The abandoned attempt released its single-flight lock: the next call encodes at once, no wait.
+    started = asyncio.get_running_loop().time()
+    answer = await embed(encoder_stub, image)
+    assert asyncio.get_running_loop().time() - started < 10
+    assert answer.cached is False
 
 
 async def test_health_serving_and_reflection(encoder_server: EncoderServer) -> None:
