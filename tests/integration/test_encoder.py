@@ -113,6 +113,25 @@ async def test_eight_concurrent_embeds_of_one_new_image_run_one_inference(
     assert sorted(answer.cached for answer in answers) == [False] + [True] * 7
 
 
+async def test_single_flight_spans_replicas(
+    encoder_server: EncoderServer, redis_server: RedisServer, triton_server: TritonServer, encoder_model_id: str
+) -> None:
+    second = await start_encoder(encoder_settings(redis_server.url, triton_server.grpc_url, encoder_model_id))
+    try:
+        image = new_image_bytes()
+        before = triton_server.inference_count()
+        async with (
+            grpc.aio.insecure_channel(encoder_server.address, options=channel_options()) as first_channel,
+            grpc.aio.insecure_channel(second.address, options=channel_options()) as second_channel,
+        ):
+            stubs = [sam_pb2_grpc.EncoderStub(first_channel), sam_pb2_grpc.EncoderStub(second_channel)]
+            answers = await asyncio.gather(*(embed(stubs[index % 2], image) for index in range(8)))
+        assert triton_server.inference_count() - before == 1
+        assert [answer.cached for answer in answers].count(False) == 1
+    finally:
+        await second.stop(grace_seconds=1.0)
+
+
 async def test_stored_embedding_equals_reference_encoder(
     encoder_stub: sam_pb2_grpc.EncoderStub, redis_server: RedisServer, tiny_checkpoint: CheckpointInfo
 ) -> None:
