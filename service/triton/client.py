@@ -29,11 +29,12 @@ class TritonEmbedding:
 # gRPC backs off up to 2 minutes between reconnects by default; a restarted Triton should be used at once.
 _RECONNECT_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 250), ("grpc.max_reconnect_backoff_ms", 2000)]
 
-# Triton's status names that mean "cannot be reached now; retry later".
-_UNREACHABLE = {"StatusCode.UNAVAILABLE", "StatusCode.CANCELLED"}
+# Triton's status names that mean "cannot serve now; retry later" (down, restarting, or its queue is full).
+_UNREACHABLE = {"StatusCode.UNAVAILABLE", "StatusCode.CANCELLED", "StatusCode.RESOURCE_EXHAUSTED"}
 
 
-def _domain_error(error: InferenceServerException, action: str) -> ServiceError:
+def domain_error(error: InferenceServerException, action: str) -> ServiceError:
+    """The domain error for a tritonclient failure: never a bare exception the servicer cannot map."""
     status = error.status() or ""
     if status == "StatusCode.DEADLINE_EXCEEDED":
         return TritonDeadlineExceeded(f"deadline exceeded while {action}")
@@ -64,7 +65,7 @@ class TritonEncoderClient:
                 self.model_name, [image_input, size_input], client_timeout=max(timeout_seconds, 0.001)
             )
         except InferenceServerException as error:
-            raise _domain_error(error, "encoding") from error
+            raise domain_error(error, "encoding") from error
         embedding = result.as_numpy("EMBEDDING")
         model_ids = result.as_numpy("MODEL_ID")
         if embedding is None or model_ids is None or embedding.shape != (1, *EMBEDDING_SHAPE):
@@ -87,7 +88,7 @@ class TritonEncoderClient:
         try:
             statistics = await self.client.get_inference_statistics(self.model_name, as_json=True)
         except InferenceServerException as error:
-            raise _domain_error(error, "reading statistics") from error
+            raise domain_error(error, "reading statistics") from error
         return sum(int(model.get("inference_count", 0)) for model in statistics.get("model_stats", []))
 
     async def close(self) -> None:
