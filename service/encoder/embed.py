@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.embedding_codec import decode_embedding, encode_embedding
+from service.embedding_codec import encode_embedding
 from service.embedding_key import make_embedding_key
 from service.embedding_store import EmbeddingStore
 from service.encoder.metrics import (
@@ -23,6 +23,7 @@ from service.encoder.metrics import (
     TRITON_SECONDS,
 )
 from service.encoder.single_flight import Outcome, SingleFlight
+from service.encoder.stored_header import HEADER_READ_BYTES, parse_stored_header
 from service.errors import CorruptEmbedding, InvalidArgument, ResourceExhausted, ServiceError, Unavailable
 from service.runtime.preprocess import ImageInfo, ImageLimits, decode_image, prepare_encoder_input
 from service.triton.client import TritonDeadlineExceeded, TritonEncoderClient
@@ -105,22 +106,30 @@ class Embedder:
         )
 
     async def lookup(self, image_key: str) -> ImageInfo | None:
-        """The image's sizes from its cached embedding (refreshing its TTL), or None on a miss.
+        """The image's sizes from its cached embedding's header (refreshing its TTL), or None on a miss.
 
-        A damaged or foreign value counts as a miss, so the next encode overwrites it.
+        Reads the header, not the 2 MiB value (see stored_header). A damaged, truncated or foreign value
+        counts as a miss, so the next encode overwrites it.
         """
-        async with self.store.timed("get"):
-            if self.store.ttl_seconds:
-                value = await self.store.client.getex(image_key, ex=self.store.ttl_seconds)
-            else:
-                value = await self.store.client.get(image_key)
-        if not isinstance(value, bytes):
+        async with self.store.timed("get_header"):
+            async with self.store.client.pipeline(transaction=False) as pipeline:
+                pipeline.getrange(image_key, 0, HEADER_READ_BYTES - 1)
+                pipeline.strlen(image_key)
+                if self.store.ttl_seconds:
+                    pipeline.expire(image_key, self.store.ttl_seconds)
+                prefix, value_bytes, *_ = await pipeline.execute()
+        if not value_bytes:
             return None
         try:
-            return decode_embedding(value, expected_model_id=self.model.model_id).info
+            header = parse_stored_header(prefix)
+            if header.model_id != self.model.model_id:
+                raise CorruptEmbedding(f"was made by model {header.model_id!r}, not {self.model.model_id!r}")
+            if header.value_bytes != value_bytes:
+                raise CorruptEmbedding(f"is {value_bytes} bytes, expected {header.value_bytes}")
         except CorruptEmbedding as error:
             log.warning("cached value under %s is unusable (%s); re-encoding", image_key, error)
             return None
+        return header.info
 
     async def _encode_and_store(self, image_key: str, image_bytes: bytes, deadline: float | None) -> ImageInfo:
         started = time.perf_counter()

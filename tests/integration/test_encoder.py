@@ -163,6 +163,25 @@ async def test_stored_embedding_equals_reference_encoder(
     assert float(difference.max()) <= 1e-3 * float(np.abs(reference).max())
 
 
+async def test_a_damaged_cached_value_is_a_miss_and_gets_repaired(
+    encoder_stub: sam_pb2_grpc.EncoderStub, redis_server: RedisServer
+) -> None:
+    image = new_image_bytes()
+    answer = await embed(encoder_stub, image)
+    client = aioredis.from_url(redis_server.url)
+    try:
+        value = await client.get(answer.image_key)
+        await client.set(answer.image_key, value[:-10])  # truncated: the header alone looks fine
+
+        again = await embed(encoder_stub, image)
+
+        assert again.cached is False
+        assert decode_embedding(await client.get(answer.image_key)).info.original_size == (120, 160)
+        assert await client.ttl(answer.image_key) > 0
+    finally:
+        await client.aclose()
+
+
 def _truncated_png() -> bytes:
     return new_image_bytes(64, 64)[:200]
 
