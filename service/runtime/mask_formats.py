@@ -16,7 +16,7 @@ def encode_rle(mask: np.ndarray) -> list[int]:
     counts = np.diff(boundaries)
     if flat.size and flat[0]:
         counts = np.concatenate(([0], counts))
-    return [int(count) for count in counts]
+    return list(counts.tolist())
 
 
 def decode_rle(counts: list[int], size: tuple[int, int]) -> np.ndarray:
