@@ -89,16 +89,13 @@ class Embedder:
 
         flight = await self.single_flight.run(
             image_key,
-            lambda: self._encode_and_store(image_key, image_bytes, deadline),
+            compute=lambda: self._encode_and_store(image_key, image_bytes, deadline),
+            ready=lambda: self.lookup(image_key),
             wait_seconds=min(self.single_flight_wait_seconds, _remaining(deadline, self.single_flight_wait_seconds)),
         )
         if flight.value is not None:
-            return self._result(image_key, flight.value, cached=False)
-        if flight.outcome is Outcome.VALUE:
-            info = await self.lookup(image_key)
-            if info is not None:
-                return self._result(image_key, info, cached=True)
-            raise Unavailable("the embedding another request computed vanished from Redis at once; retry")
+            # VALUE: another request (on any replica) encoded it; this call did not run the encoder.
+            return self._result(image_key, flight.value, cached=flight.outcome is Outcome.VALUE)
         if deadline is not None and time.monotonic() >= deadline:
             raise DeadlineExceeded("deadline exceeded waiting for another request encoding the same image")
         raise Unavailable(

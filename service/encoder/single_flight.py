@@ -1,8 +1,9 @@
 """One computation per key across every replica: a Redis `SET NX PX` lock, the others poll for the value.
 
 The holder of `<key>:lock` computes and stores the value, then deletes the lock (only if it still holds
-its own token). Waiters poll for the value; when the lock disappears without a value (the holder failed,
-or died and its lock expired) one waiter takes the lock over and computes. Waits are bounded.
+its own token). Waiters poll for a usable value (the caller's cheap `ready` check, so a damaged value left
+in Redis does not count); when the lock disappears without one (the holder failed, or died and its lock
+expired) one waiter takes the lock over and computes. Waits are bounded.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class Outcome(enum.Enum):
 @dataclass(frozen=True)
 class FlightResult(Generic[T]):
     outcome: Outcome
-    value: T | None  # what `compute` returned when this call computed; None otherwise
+    value: T | None  # what `compute` (LED, TOOK_OVER) or `ready` (VALUE) returned; None on TIMEOUT
 
 
 def lock_key_of(key: str) -> str:
@@ -54,29 +55,40 @@ class SingleFlight:
         self.lock_ttl_ms = max(1, int(lock_ttl_seconds * 1000))
         self.poll_seconds = poll_seconds
 
-    async def run(self, key: str, compute: Callable[[], Awaitable[T]], wait_seconds: float) -> FlightResult[T]:
-        """Compute under the lock, or wait up to `wait_seconds` for whoever holds it."""
+    async def run(
+        self,
+        key: str,
+        compute: Callable[[], Awaitable[T]],
+        ready: Callable[[], Awaitable[T | None]],
+        wait_seconds: float,
+    ) -> FlightResult[T]:
+        """Compute under the lock, or wait up to `wait_seconds` until `ready()` gives the value someone computed."""
         token = secrets.token_hex(16)
         if await self._acquire(key, token):
             return FlightResult(Outcome.LED, await self._compute_and_release(key, token, compute))
         started = time.monotonic()
-        outcome, value = await self._wait(key, token, compute, started + max(wait_seconds, 0.0))
+        outcome, value = await self._wait(key, token, compute, ready, started + max(wait_seconds, 0.0))
         SINGLE_FLIGHT_WAITS.labels(outcome.value).inc()
         SINGLE_FLIGHT_WAIT_SECONDS.observe(time.monotonic() - started)
         return FlightResult(outcome, value)
 
     async def _wait(
-        self, key: str, token: str, compute: Callable[[], Awaitable[T]], deadline: float
+        self,
+        key: str,
+        token: str,
+        compute: Callable[[], Awaitable[T]],
+        ready: Callable[[], Awaitable[T | None]],
+        deadline: float,
     ) -> tuple[Outcome, T | None]:
         while True:
-            # EXISTS, not GET: polling must not move megabytes; the caller reads the value once.
-            if await self._exists(key):
-                return Outcome.VALUE, None
+            # `ready` must be cheap (the encoder reads a header, not megabytes): it runs every poll.
+            if (value := await ready()) is not None:
+                return Outcome.VALUE, value
             if await self._acquire(key, token):
                 # The lock was gone; the value may have landed just before it was released.
-                if await self._exists(key):
+                if (value := await ready()) is not None:
                     await self._release(key, token)
-                    return Outcome.VALUE, None
+                    return Outcome.VALUE, value
                 return Outcome.TOOK_OVER, await self._compute_and_release(key, token, compute)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -93,10 +105,6 @@ class SingleFlight:
     async def _acquire(self, key: str, token: str) -> bool:
         async with self.store.timed("lock"):
             return bool(await self.store.client.set(lock_key_of(key), token, nx=True, px=self.lock_ttl_ms))
-
-    async def _exists(self, key: str) -> bool:
-        async with self.store.timed("exists"):
-            return bool(await self.store.client.exists(key))
 
     async def _release(self, key: str, token: str) -> None:
         async with self.store.timed("unlock"):

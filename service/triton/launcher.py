@@ -188,8 +188,21 @@ class TritonServer:
         except (urllib.error.URLError, OSError):
             return False
 
-    def inference_count(self) -> int:
-        """Images (batch items) the model has inferred since this server started, from Triton's statistics."""
+    def inference_count(self, settle_seconds: float = 0.25) -> int:
+        """Images (batch items) the model has inferred since this server started, from Triton's statistics.
+
+        Triton counts an inference just after sending its response, so a caller that has its answer may read
+        the old count: read until two reads `settle_seconds` apart agree.
+        """
+        count = self._read_inference_count()
+        while True:
+            time.sleep(settle_seconds)
+            settled = self._read_inference_count()
+            if settled == count:
+                return count
+            count = settled
+
+    def _read_inference_count(self) -> int:
         url = f"http://{self.host}:{self.http_port}/v2/models/{self.model_name}/stats"
         with urllib.request.urlopen(url, timeout=5) as response:
             statistics = json.load(response)
