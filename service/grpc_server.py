@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -70,6 +70,22 @@ async def start_server(
     running = RunningServer(server, health_servicer, bound_port, tuple(service_names))
     await running.set_serving(False)
     return running
+
+
+async def follow_readiness(
+    running: RunningServer, is_ready: Callable[[], Awaitable[bool]], interval_seconds: float
+) -> None:
+    """Keep gRPC health equal to `is_ready()` (the dependencies answer), both ways, until cancelled."""
+    serving: bool | None = None
+    while True:
+        ready = await is_ready()
+        if ready != serving:
+            log.info(
+                "dependencies %s: health %s", "ready" if ready else "not ready", "SERVING" if ready else "NOT_SERVING"
+            )
+            await running.set_serving(ready)
+            serving = ready
+        await asyncio.sleep(interval_seconds)
 
 
 async def wait_for_stop_signal() -> None:

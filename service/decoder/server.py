@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from service.decoder.segment import Segmenter
 from service.decoder.servicer import DecoderServicer
 from service.decoder.settings import DecoderSettings
 from service.embedding_store import EmbeddingStore, connect_redis
-from service.grpc_server import SERVICE_NAMES, RunningServer, start_server, wait_for_stop_signal
+from service.grpc_server import SERVICE_NAMES, RunningServer, follow_readiness, start_server, wait_for_stop_signal
 from service.metrics import start_metrics_server
 from service.runtime.checkpoint import inspect_checkpoint
 from service.runtime.prompt_decoder import PromptDecoderRole
@@ -41,6 +42,7 @@ class DecoderServer:
     running: RunningServer
     source: EmbeddingSource
     executor: ThreadPoolExecutor
+    health_task: asyncio.Task[None]
 
     @property
     def port(self) -> int:
@@ -55,6 +57,9 @@ class DecoderServer:
         return self.source.model_id
 
     async def stop(self, grace_seconds: float = 5.0) -> None:
+        self.health_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.health_task
         await self.running.stop(grace_seconds)
         await self.source.store.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -63,7 +68,7 @@ class DecoderServer:
 async def start_decoder_server(
     settings: DecoderSettings, decoder_role: PromptDecoderRole | None = None
 ) -> DecoderServer:
-    """Start serving `sam.v1.Decoder` (health SERVING once up); `decoder_role` skips loading the checkpoint."""
+    """Start serving `sam.v1.Decoder`; health is SERVING while Redis answers. `decoder_role` skips loading."""
     role = decoder_role if decoder_role is not None else await asyncio.to_thread(load_decoder_role, settings)
     model_id = role.checkpoint.model_id
     store = EmbeddingStore(connect_redis(settings.redis_url, settings.redis_password or None), ttl_seconds=0)
@@ -76,12 +81,11 @@ async def start_decoder_server(
         sam_pb2_grpc.add_DecoderServicer_to_server(servicer, server)
 
     running = await start_server(add_servicers, [SERVICE_NAMES["Decoder"]], settings.host, settings.port)
-    if not await store.ping():
-        # Still serve: Redis may come up later, and each request reports UNAVAILABLE meanwhile.
-        log.warning("Redis does not answer at start-up; requests needing it will end UNAVAILABLE")
-    await running.set_serving(True)
+    # Requests go on being answered while Redis is down (LRU hits work; misses end UNAVAILABLE), but health
+    # says NOT_SERVING so that load balancers prefer replicas that can reach it.
+    health_task = asyncio.create_task(follow_readiness(running, store.ping, settings.health_check_seconds))
     log.info("decoder serving model %s on %s:%d", model_id, settings.host, running.port)
-    return DecoderServer(running=running, source=source, executor=executor)
+    return DecoderServer(running=running, source=source, executor=executor, health_task=health_task)
 
 
 async def serve(settings: DecoderSettings) -> None:

@@ -25,6 +25,7 @@ class DecoderSettings:
     max_points: int = 64
     max_objects: int = 16
     decode_workers: int = 1
+    health_check_seconds: float = 2.0
     log_level: str = "INFO"
 
 
@@ -53,6 +54,10 @@ def add_decoder_settings(parser: argparse.ArgumentParser) -> None:
     add_setting(
         parser, "--decode-workers", default=defaults.decode_workers, type=int, help="threads that run the mask decoder"
     )
+    add_setting(
+        parser, "--health-check-seconds", default=defaults.health_check_seconds, type=float,
+        help="interval of the Redis check behind gRPC health",
+    )  # fmt: skip
     add_setting(parser, "--log-level", default=defaults.log_level, help="logging level")
 
 
@@ -72,5 +77,6 @@ def settings_from_args(args: argparse.Namespace) -> DecoderSettings:
         max_points=args.max_points,
         max_objects=args.max_objects,
         decode_workers=args.decode_workers,
+        health_check_seconds=args.health_check_seconds,
         log_level=args.log_level,
     )

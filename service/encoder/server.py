@@ -15,7 +15,7 @@ from service.embedding_store import EmbeddingStore, connect_redis
 from service.encoder.embed import Embedder, EncoderModel
 from service.encoder.servicer import EncoderServicer
 from service.encoder.settings import EncoderSettings, resolve_model_identity
-from service.grpc_server import SERVICE_NAMES, RunningServer, start_server, wait_for_stop_signal
+from service.grpc_server import SERVICE_NAMES, RunningServer, follow_readiness, start_server, wait_for_stop_signal
 from service.metrics import start_metrics_server
 from service.triton.client import TritonEncoderClient
 
@@ -26,22 +26,6 @@ async def dependencies_ready(store: EmbeddingStore, triton: TritonEncoderClient)
     """True when Triton reports the model READY and Redis answers."""
     triton_ready, redis_ready = await asyncio.gather(triton.is_model_ready(), store.ping())
     return triton_ready and redis_ready
-
-
-async def follow_health(
-    running: RunningServer, store: EmbeddingStore, triton: TritonEncoderClient, interval_seconds: float
-) -> None:
-    """Keep gRPC health equal to the dependencies' readiness, both ways, until cancelled."""
-    serving: bool | None = None
-    while True:
-        ready = await dependencies_ready(store, triton)
-        if ready != serving:
-            log.info(
-                "dependencies %s: health %s", "ready" if ready else "not ready", "SERVING" if ready else "NOT_SERVING"
-            )
-            await running.set_serving(ready)
-            serving = ready
-        await asyncio.sleep(interval_seconds)
 
 
 @dataclass
@@ -90,7 +74,9 @@ async def start_encoder(settings: EncoderSettings, model: EncoderModel | None = 
         sam_pb2_grpc.add_EncoderServicer_to_server(EncoderServicer(embedder), server)
 
     running = await start_server(add_servicers, [SERVICE_NAMES["Encoder"]], settings.host, settings.port)
-    health_task = asyncio.create_task(follow_health(running, store, triton, settings.health_check_seconds))
+    health_task = asyncio.create_task(
+        follow_readiness(running, lambda: dependencies_ready(store, triton), settings.health_check_seconds)
+    )
     return EncoderServer(running, embedder, health_task, settings.host)
 
 

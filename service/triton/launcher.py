@@ -19,6 +19,7 @@ virtualenv, the child environment gets:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -34,15 +35,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytriton
-
 from service.local.ports import free_port
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL_REPOSITORY = REPOSITORY_ROOT / "model_repo"
 ENCODER_MODEL_NAME = "sam_image_encoder"
 
-_PYTRITON_DIR = Path(pytriton.__file__).resolve().parent
+
+def _pytriton_dir() -> Path:
+    """Where the nvidia-pytriton wheel is installed, found without importing it (it is an optional extra:
+    the service image has no tritonserver, and `samsvc --help` must work there)."""
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or spec.origin is None:
+        return Path("/nonexistent/nvidia-pytriton-is-not-installed/pytriton")
+    return Path(spec.origin).resolve().parent
+
+
+_PYTRITON_DIR = _pytriton_dir()
 TRITONSERVER_BINARY = _PYTRITON_DIR / "tritonserver" / "bin" / "tritonserver"
 _PYTHON_BACKEND_DIR = _PYTRITON_DIR / "tritonserver" / "backends" / "python"
 _STUBS_DIR = _PYTRITON_DIR / "tritonserver" / "python_backend_stubs"

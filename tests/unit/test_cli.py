@@ -58,3 +58,15 @@ def test_up_without_redis_explains_how_to_install(tmp_path) -> None:  # type: ig
     )
     assert result.returncode == 2
     assert "apt-get install redis-server" in result.stderr and "--redis-url" in result.stderr
+
+
+def test_help_works_without_the_triton_extra() -> None:
+    """The service image has no nvidia-pytriton: every subcommand must still parse."""
+    code = (
+        "import sys; sys.modules['pytriton'] = None\n"
+        "from service.cli import main\n"
+        "sys.exit(main(['encoder', '--help']))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "SAMSVC_TRITON_URL" in result.stdout

@@ -19,6 +19,7 @@ from service.embedding_key import make_embedding_key
 from service.local.redis_server import RedisServer
 from service.runtime.checkpoint import CheckpointInfo
 from service.runtime.prompt_decoder import PromptDecoderRole
+from tests.integration.conftest import wait_for_health
 from tests.integration.decoder.conftest import StoreImage, decoder_settings
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT.value[0]
@@ -159,5 +160,20 @@ async def test_redis_down_ends_the_stream_unavailable(
                 assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
                 assert "Redis" in (raised.value.details() or "")
                 await stream.close()
+        finally:
+            await server.stop(grace_seconds=1)
+
+
+async def test_health_follows_redis(tiny_checkpoint: CheckpointInfo, decoder_role: PromptDecoderRole) -> None:
+    """NOT_SERVING while Redis is down, SERVING again when it returns, without a restart."""
+    with RedisServer() as own_redis:
+        settings = decoder_settings(tiny_checkpoint, own_redis.url, health_check_seconds=0.2)
+        server = await start_decoder_server(settings, decoder_role)
+        try:
+            await wait_for_health(server.target, serving=True)
+            own_redis.stop()
+            await wait_for_health(server.target, serving=False)
+            own_redis.start()
+            await wait_for_health(server.target, serving=True)
         finally:
             await server.stop(grace_seconds=1)
