@@ -15,6 +15,7 @@ A value that does not parse exactly is rejected, never decoded into garbage.
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from dataclasses import dataclass
@@ -32,6 +33,21 @@ _FLOAT16: Final = 1
 _FIXED = struct.Struct("<8sHBB")
 _SIZES = struct.Struct("<IIIII")
 _MODEL_ID_LENGTH = struct.Struct("<H")
+_FLOAT16_BYTES: Final = 2
+# Enough to read the header of any value this service writes (model ids are about 25 characters), so a
+# reader that needs only the sizes (the encoder's cache hit) fetches this prefix, not 2 MiB.
+HEADER_READ_BYTES: Final = 512
+
+
+@dataclass(frozen=True)
+class EmbeddingHeader:
+    """What a stored value says about itself, before its payload."""
+
+    info: ImageInfo
+    model_id: str
+    payload_crc32: int
+    payload_offset: int
+    value_bytes: int  # the length the whole value must have
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,8 +76,11 @@ def encode_embedding(embedding: np.ndarray, info: ImageInfo, model_id: str) -> b
     )
 
 
-def decode_embedding(value: bytes, expected_model_id: str | None = None) -> StoredEmbedding:
-    """Parse a stored value; CorruptEmbedding when it is damaged, foreign or from another model."""
+def parse_header(value: bytes) -> EmbeddingHeader:
+    """The header at the start of a stored value (the whole value or its first HEADER_READ_BYTES).
+
+    CorruptEmbedding when it is not a header this codec wrote; the payload is not looked at.
+    """
     try:
         magic, version, dtype_code, ndim = _FIXED.unpack_from(value, 0)
         if magic != _MAGIC:
@@ -77,20 +96,33 @@ def decode_embedding(value: bytes, expected_model_id: str | None = None) -> Stor
         offset += _SIZES.size
         (model_id_length,) = _MODEL_ID_LENGTH.unpack_from(value, offset)
         offset += _MODEL_ID_LENGTH.size
+        if offset + model_id_length > len(value):
+            raise CorruptEmbedding(f"has a {model_id_length}-byte model id, longer than the {len(value)} bytes read")
         model_id = value[offset : offset + model_id_length].decode()
         offset += model_id_length
     except (struct.error, UnicodeDecodeError) as error:
         raise CorruptEmbedding(f"has a damaged header: {error}") from error
     if tuple(shape) != EMBEDDING_SHAPE:
         raise CorruptEmbedding(f"has shape {tuple(shape)}, expected {EMBEDDING_SHAPE}")
-    payload = memoryview(value)[offset:]
-    expected_bytes = int(np.prod(shape)) * 2
-    if len(payload) != expected_bytes:
-        raise CorruptEmbedding(f"has {len(payload)} payload bytes, expected {expected_bytes}")
-    if zlib.crc32(payload) != crc:
+    return EmbeddingHeader(
+        info=ImageInfo(original_size=(original_rows, original_columns), input_size=(input_rows, input_columns)),
+        model_id=model_id,
+        payload_crc32=crc,
+        payload_offset=offset,
+        value_bytes=offset + math.prod(shape) * _FLOAT16_BYTES,
+    )
+
+
+def decode_embedding(value: bytes, expected_model_id: str | None = None) -> StoredEmbedding:
+    """Parse a stored value; CorruptEmbedding when it is damaged, foreign or from another model."""
+    header = parse_header(value)
+    if len(value) != header.value_bytes:
+        expected_bytes = header.value_bytes - header.payload_offset
+        raise CorruptEmbedding(f"has {len(value) - header.payload_offset} payload bytes, expected {expected_bytes}")
+    payload = memoryview(value)[header.payload_offset :]
+    if zlib.crc32(payload) != header.payload_crc32:
         raise CorruptEmbedding("fails its checksum")
-    if expected_model_id is not None and model_id != expected_model_id:
-        raise CorruptEmbedding(f"was made by model {model_id!r}, not {expected_model_id!r}")
-    embedding = np.frombuffer(payload, dtype="<f2").reshape(shape)
-    info = ImageInfo(original_size=(original_rows, original_columns), input_size=(input_rows, input_columns))
-    return StoredEmbedding(embedding=embedding, info=info, model_id=model_id)
+    if expected_model_id is not None and header.model_id != expected_model_id:
+        raise CorruptEmbedding(f"was made by model {header.model_id!r}, not {expected_model_id!r}")
+    embedding = np.frombuffer(payload, dtype="<f2").reshape(EMBEDDING_SHAPE)
+    return StoredEmbedding(embedding=embedding, info=header.info, model_id=header.model_id)

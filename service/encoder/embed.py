@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.embedding_codec import encode_embedding
+from service.embedding_codec import HEADER_READ_BYTES, encode_embedding, parse_header
 from service.embedding_key import make_embedding_key
 from service.embedding_store import EmbeddingStore
 from service.encoder.metrics import (
@@ -23,7 +23,6 @@ from service.encoder.metrics import (
     TRITON_SECONDS,
 )
 from service.encoder.single_flight import Outcome, SingleFlight
-from service.encoder.stored_header import HEADER_READ_BYTES, parse_stored_header
 from service.errors import CorruptEmbedding, InvalidArgument, ResourceExhausted, ServiceError, Unavailable
 from service.runtime.preprocess import ImageInfo, ImageLimits, decode_image, prepare_encoder_input
 from service.triton.client import TritonDeadlineExceeded, TritonEncoderClient
@@ -105,7 +104,7 @@ class Embedder:
     async def lookup(self, image_key: str) -> ImageInfo | None:
         """The image's sizes from its cached embedding's header (refreshing its TTL), or None on a miss.
 
-        Reads the header, not the 2 MiB value (see stored_header). A damaged, truncated or foreign value
+        Reads the header, not the 2 MiB value (embedding_codec.parse_header). A damaged, truncated or foreign value
         counts as a miss, so the next encode overwrites it.
         """
         async with self.store.timed("get_header"):
@@ -118,7 +117,7 @@ class Embedder:
         if not value_bytes:
             return None
         try:
-            header = parse_stored_header(prefix)
+            header = parse_header(prefix)
             if header.model_id != self.model.model_id:
                 raise CorruptEmbedding(f"was made by model {header.model_id!r}, not {self.model.model_id!r}")
             if header.value_bytes != value_bytes:

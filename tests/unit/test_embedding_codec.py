@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from service.constants import EMBEDDING_SHAPE
-from service.embedding_codec import CODEC_VERSION, decode_embedding, encode_embedding
+from service.embedding_codec import CODEC_VERSION, HEADER_READ_BYTES, decode_embedding, encode_embedding, parse_header
 from service.errors import CorruptEmbedding
-from service.runtime.preprocess import ImageInfo
+from service.runtime.preprocess import ImageInfo, image_info_of
 
 INFO = ImageInfo(original_size=(480, 640), input_size=(768, 1024))
 
@@ -66,3 +66,28 @@ def test_rejects_another_models_embedding(embedding: np.ndarray) -> None:
 def test_rejects_wrong_shape() -> None:
     with pytest.raises(ValueError):
         encode_embedding(np.zeros((256, 32, 32), np.float32), INFO, "m")
+
+
+@pytest.mark.parametrize("original_size", [(480, 640), (3000, 17), (1, 1)])
+def test_header_alone_is_readable_from_a_prefix(original_size: tuple[int, int]) -> None:
+    info = image_info_of(original_size)
+    value = encode_embedding(np.ones(EMBEDDING_SHAPE, np.float32), info, "vit_h-0123456789abcdef")
+    header = parse_header(value[:HEADER_READ_BYTES])
+    assert header.info == info
+    assert header.model_id == "vit_h-0123456789abcdef"
+    assert header.value_bytes == len(value)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "reason"),
+    [(b"not an embedding at all", "bad magic"), (b"", "damaged header"), (b"SAMEMB\r\n\x63\x00", "damaged header")],
+)
+def test_foreign_or_short_headers_are_corrupt(prefix: bytes, reason: str) -> None:
+    with pytest.raises(CorruptEmbedding, match=reason):
+        parse_header(prefix)
+
+
+def test_a_model_id_longer_than_the_prefix_is_rejected_not_misread() -> None:
+    value = encode_embedding(np.ones(EMBEDDING_SHAPE, np.float32), image_info_of((10, 10)), "x" * 600)
+    with pytest.raises(CorruptEmbedding, match="longer than the 512 bytes read"):
+        parse_header(value[:HEADER_READ_BYTES])
