@@ -14,24 +14,15 @@ import torch
 from segment_anything import SamPredictor
 
 from service.embedding_codec import decode_embedding, encode_embedding
-from service.runtime.architectures import build_sam
-from service.runtime.checkpoint import CheckpointInfo, load_state_dict
+from service.runtime.checkpoint import CheckpointInfo
 from service.runtime.image_encoder import ImageEncoderRole
 from service.runtime.preprocess import ImageInfo, decode_image, prepare_encoder_input
 from service.runtime.prompt_decoder import ObjectPrediction, PromptDecoderRole
 from service.runtime.prompts import Prompt
 from tests.images import sample_image_files
-
-LOGITS_TOLERANCE = 1e-3
-SCORE_TOLERANCE = 1e-4
-MIN_MASK_IOU = 0.999
+from tests.numerical_contract import LOGITS_ATOL, MIN_IOU, SCORES_ATOL, iou, reference_sam
 
 pytestmark = pytest.mark.slow
-
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
 @dataclass
@@ -45,9 +36,7 @@ class Reference:
 
 @pytest.fixture(scope="module")
 def predictor_model(tiny_checkpoint: CheckpointInfo) -> torch.nn.Module:
-    sam = build_sam(tiny_checkpoint.arch)
-    sam.load_state_dict(load_state_dict(tiny_checkpoint.path))
-    return sam.eval()
+    return reference_sam(tiny_checkpoint)
 
 
 @pytest.fixture(scope="module")
@@ -88,10 +77,10 @@ def reference_predict(predictor: SamPredictor, prompt: Prompt, multimask: bool) 
 
 def assert_matches_reference(ours: ObjectPrediction, masks: np.ndarray, scores: np.ndarray, logits: np.ndarray) -> None:
     assert ours.masks.shape == masks.shape
-    assert np.abs(ours.low_res_logits - logits).max() <= LOGITS_TOLERANCE
-    assert np.abs(ours.scores - scores).max() <= SCORE_TOLERANCE
+    assert np.abs(ours.low_res_logits - logits).max() <= LOGITS_ATOL
+    assert np.abs(ours.scores - scores).max() <= SCORES_ATOL
     for index in range(masks.shape[0]):
-        assert mask_iou(ours.masks[index], masks[index]) >= MIN_MASK_IOU
+        assert iou(ours.masks[index], masks[index]) >= MIN_IOU
 
 
 def prompts_for(info: ImageInfo) -> dict[str, Prompt]:
@@ -169,4 +158,4 @@ def test_float16_round_trip_keeps_masks(reference: Reference, decoder: PromptDec
         (ours,) = decoder.decode(stored.embedding, stored.info, [prompt], True)
         masks, _, _ = reference_predict(reference.predictor, prompt, True)
         for index in range(masks.shape[0]):
-            assert mask_iou(ours.masks[index], masks[index]) >= MIN_MASK_IOU
+            assert iou(ours.masks[index], masks[index]) >= MIN_IOU

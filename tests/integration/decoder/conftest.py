@@ -20,7 +20,8 @@ from service.local.redis_server import RedisServer
 from service.runtime.checkpoint import CheckpointInfo
 from service.runtime.image_encoder import ImageEncoderRole
 from service.runtime.prompt_decoder import PromptDecoderRole
-from tests.integration.decoder.reference import Reference, StoredImage, embed_for_redis, make_test_image, reference_sam
+from tests.integration.decoder.reference import Reference, StoredImage, embed_for_redis, make_test_image
+from tests.numerical_contract import reference_sam
 
 
 def decoder_settings(checkpoint: CheckpointInfo, redis_url: str, **overrides: object) -> DecoderSettings:

@@ -15,21 +15,9 @@ from service._proto.sam.v1 import sam_pb2
 from service.client import logits_of, mask_of
 from service.embedding_codec import StoredEmbedding, decode_embedding, encode_embedding
 from service.embedding_key import make_embedding_key
-from service.runtime.architectures import build_sam
-from service.runtime.checkpoint import CheckpointInfo, load_state_dict
 from service.runtime.image_encoder import ImageEncoderRole
 from service.runtime.preprocess import prepare_encoder_input
-
-# The numerical contract (DESIGN.md).
-LOGITS_ATOL = 1e-3
-SCORES_ATOL = 1e-4
-MIN_IOU = 0.999
-
-
-def reference_sam(checkpoint: CheckpointInfo) -> Sam:
-    sam = build_sam(checkpoint.arch)
-    sam.load_state_dict(load_state_dict(checkpoint.path))
-    return sam.eval()
+from tests.numerical_contract import LOGITS_ATOL, MIN_IOU, SCORES_ATOL, iou
 
 
 def make_test_image(height: int, width: int, seed: int) -> tuple[np.ndarray, bytes]:
@@ -88,11 +76,6 @@ class Reference:
     def predict(self, predictor: SamPredictor, **prompt: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with torch.inference_mode():
             return predictor.predict(**prompt)  # type: ignore[arg-type]
-
-
-def iou(first: np.ndarray, second: np.ndarray) -> float:
-    union = np.logical_or(first, second).sum()
-    return 1.0 if union == 0 else float(np.logical_and(first, second).sum() / union)
 
 
 def assert_matches_reference(answer: sam_pb2.ObjectMasks, reference: Reference, **prompt: object) -> np.ndarray:

@@ -16,7 +16,8 @@ from service.local.redis_server import RedisServer
 from service.runtime.checkpoint import CheckpointInfo
 from service.runtime.prompt_decoder import PromptDecoderRole
 from tests.integration.decoder.conftest import StoreImage, decoder_settings
-from tests.integration.decoder.reference import LOGITS_ATOL, SCORES_ATOL, Reference, StoredImage
+from tests.integration.decoder.reference import Reference, StoredImage
+from tests.numerical_contract import LOGITS_ATOL, SCORES_ATOL
 
 pytestmark = pytest.mark.slow
 
