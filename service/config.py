@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 ENV_PREFIX = "SAMSVC_"
@@ -26,6 +27,46 @@ def add_setting(
     if value is not None and kind is not None and isinstance(value, str) and variable in os.environ:
         value = kind(value)
     parser.add_argument(flag, default=value, help=f"{help} [env {variable}; default: {default}]", **kwargs)
+
+
+Settings = TypeVar("Settings")
+
+
+def add_service_settings(parser: argparse.ArgumentParser, defaults: Any) -> None:
+    """The flags both services share; `defaults` is the service's settings dataclass with its defaults."""
+    add_setting(parser, "--host", default=defaults.host, help="Address the gRPC server binds.")
+    add_setting(parser, "--port", default=defaults.port, type=int, help="gRPC port.")
+    add_setting(parser, "--metrics-host", default=defaults.metrics_host, help="Address of the /metrics server.")
+    add_setting(parser, "--metrics-port", default=defaults.metrics_port, type=int, help="Prometheus port; 0 disables.")
+    add_setting(
+        parser, "--redis-url", default=defaults.redis_url, help="Redis holding the embeddings; rediss:// for TLS."
+    )
+    add_setting(parser, "--redis-password", default=None, help="Redis password (overrides one in the URL).")
+    add_setting(parser, "--checkpoint", default=None, help="SAM checkpoint (.pth, official format).")
+    add_setting(parser, "--arch", default=None, help="Expected architecture (vit_h, vit_l, vit_b, tiny); checked.")
+    add_setting(
+        parser, "--model-id", default=None,
+        help="Model id of the cache keys; default: architecture + hash of the checkpoint's weights.",
+    )  # fmt: skip
+    add_setting(
+        parser, "--health-check-seconds", default=defaults.health_check_seconds, type=float,
+        help="Interval of the dependency checks behind gRPC health.",
+    )  # fmt: skip
+    add_setting(parser, "--log-level", default=defaults.log_level, help="Python logging level.")
+
+
+def settings_of(settings_class: type[Settings], args: argparse.Namespace) -> Settings:
+    """A settings dataclass from parsed flags: each field from the flag of the same name; an empty string is
+    None (an unset environment variable), and a `Path` field gets a Path."""
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(settings_class):  # type: ignore[arg-type]
+        value = getattr(args, field.name)
+        if value == "":
+            value = None
+        elif isinstance(value, str) and "Path" in str(field.type):
+            value = Path(value)
+        values[field.name] = value
+    return settings_class(**values)
 
 
 def mask_url_password(url: str) -> str:

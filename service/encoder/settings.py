@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.config import add_setting
+from service.config import add_service_settings, add_setting, settings_of
 from service.runtime.checkpoint import inspect_checkpoint
 from service.runtime.preprocess import ImageLimits
 
@@ -43,19 +43,9 @@ _DEFAULTS = EncoderSettings()
 def add_encoder_settings(parser: argparse.ArgumentParser) -> None:
     """Every encoder flag (with its environment variable) on `parser`."""
     d = _DEFAULTS
-    add_setting(parser, "--host", default=d.host, help="Address the gRPC server binds.")
-    add_setting(parser, "--port", default=d.port, type=int, help="gRPC port.")
-    add_setting(parser, "--metrics-host", default=d.metrics_host, help="Address of the Prometheus /metrics server.")
-    add_setting(parser, "--metrics-port", default=d.metrics_port, type=int, help="Prometheus port (0 disables).")
-    add_setting(parser, "--redis-url", default=d.redis_url, help="Redis URL; rediss:// for TLS.")
-    add_setting(parser, "--redis-password", default=None, help="Redis password (overrides one in the URL).")
+    add_service_settings(parser, d)
     add_setting(parser, "--triton-url", default=d.triton_url, help="Triton's gRPC endpoint, host:port.")
     add_setting(parser, "--triton-model", default=d.triton_model, help="Name of the encoder model on Triton.")
-    add_setting(
-        parser, "--checkpoint", default=None, help="SAM checkpoint, hashed for the model id if --model-id is unset."
-    )
-    add_setting(parser, "--arch", default=None, help="Architecture of the checkpoint (vit_h, vit_l, vit_b, tiny).")
-    add_setting(parser, "--model-id", default=None, help="Model id for cache keys; must equal what Triton reports.")
     add_setting(
         parser, "--embedding-ttl-seconds", default=d.embedding_ttl_seconds, type=int,
         help="Lifetime of a cached embedding in Redis, refreshed on every hit (0: no expiry).",
@@ -70,34 +60,10 @@ def add_encoder_settings(parser: argparse.ArgumentParser) -> None:
         parser, "--single-flight-wait-seconds", default=d.single_flight_wait_seconds, type=float,
         help="Longest wait for another request (on any replica) that is encoding the same image.",
     )  # fmt: skip
-    add_setting(
-        parser, "--health-check-seconds", default=d.health_check_seconds, type=float,
-        help="Interval of the Triton and Redis readiness checks behind gRPC health.",
-    )  # fmt: skip
-    add_setting(parser, "--log-level", default=d.log_level, help="Python logging level.")
 
 
 def settings_from_args(args: argparse.Namespace) -> EncoderSettings:
-    return EncoderSettings(
-        host=args.host,
-        port=args.port,
-        metrics_host=args.metrics_host,
-        metrics_port=args.metrics_port,
-        redis_url=args.redis_url,
-        redis_password=args.redis_password or None,
-        triton_url=args.triton_url,
-        triton_model=args.triton_model,
-        checkpoint=Path(args.checkpoint) if args.checkpoint else None,
-        arch=args.arch or None,
-        model_id=args.model_id or None,
-        embedding_ttl_seconds=args.embedding_ttl_seconds,
-        max_image_bytes=args.max_image_bytes,
-        max_image_pixels=args.max_image_pixels,
-        triton_timeout_seconds=args.triton_timeout_seconds,
-        single_flight_wait_seconds=args.single_flight_wait_seconds,
-        health_check_seconds=args.health_check_seconds,
-        log_level=args.log_level,
-    )
+    return settings_of(EncoderSettings, args)
 
 
 @dataclass(frozen=True)
