@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -31,19 +32,28 @@ def channel_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[
 
 @dataclass
 class RunningServer:
-    """A started server with its health servicer and the port it is bound to."""
+    """A started server with its health servicer, the port it is bound to and the task keeping health true."""
 
     server: grpc.aio.Server
     health: health.aio.HealthServicer
     port: int
     service_names: tuple[str, ...]
+    readiness_task: asyncio.Task[None] | None = field(default=None)
 
     async def set_serving(self, serving: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ("", *self.service_names):
             await self.health.set(name, status)
 
+    def follow_readiness(self, is_ready: Callable[[], Awaitable[bool]], interval_seconds: float) -> None:
+        """From now until stop(), keep gRPC health equal to `is_ready()` (the dependencies answer)."""
+        self.readiness_task = asyncio.create_task(_follow_readiness(self, is_ready, interval_seconds))
+
     async def stop(self, grace_seconds: float = 5.0) -> None:
+        if self.readiness_task is not None:
+            self.readiness_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.readiness_task
         await self.set_serving(False)
         await self.server.stop(grace_seconds)
 
@@ -72,10 +82,10 @@ async def start_server(
     return running
 
 
-async def follow_readiness(
+async def _follow_readiness(
     running: RunningServer, is_ready: Callable[[], Awaitable[bool]], interval_seconds: float
 ) -> None:
-    """Keep gRPC health equal to `is_ready()` (the dependencies answer), both ways, until cancelled."""
+    """Keep gRPC health equal to `is_ready()`, both ways, until cancelled."""
     serving: bool | None = None
     while True:
         ready = await is_ready()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from service.decoder.segment import Segmenter
 from service.decoder.servicer import DecoderServicer
 from service.decoder.settings import DecoderSettings
 from service.embedding_store import EmbeddingStore, connect_redis
-from service.grpc_server import SERVICE_NAMES, RunningServer, follow_readiness, start_server, wait_for_stop_signal
+from service.grpc_server import SERVICE_NAMES, RunningServer, start_server, wait_for_stop_signal
 from service.metrics import start_metrics_server
 from service.runtime.checkpoint import inspect_checkpoint
 from service.runtime.prompt_decoder import PromptDecoderRole
@@ -42,7 +41,6 @@ class DecoderServer:
     running: RunningServer
     source: EmbeddingSource
     executor: ThreadPoolExecutor
-    health_task: asyncio.Task[None]
 
     @property
     def port(self) -> int:
@@ -57,9 +55,6 @@ class DecoderServer:
         return self.source.model_id
 
     async def stop(self, grace_seconds: float = 5.0) -> None:
-        self.health_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.health_task
         await self.running.stop(grace_seconds)
         await self.source.store.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -71,7 +66,7 @@ async def start_decoder_server(
     """Start serving `sam.v1.Decoder`; health is SERVING while Redis answers. `decoder_role` skips loading."""
     role = decoder_role if decoder_role is not None else await asyncio.to_thread(load_decoder_role, settings)
     model_id = role.checkpoint.model_id
-    store = EmbeddingStore(connect_redis(settings.redis_url, settings.redis_password or None), ttl_seconds=0)
+    store = EmbeddingStore(connect_redis(settings.redis_url, settings.redis_password), ttl_seconds=0)
     source = EmbeddingSource(store, EmbeddingLru(settings.lru_bytes), model_id)
     executor = ThreadPoolExecutor(max_workers=settings.decode_workers, thread_name_prefix="decode")
     limits = PromptLimits(max_points=settings.max_points, max_objects=settings.max_objects)
@@ -83,9 +78,9 @@ async def start_decoder_server(
     running = await start_server(add_servicers, [SERVICE_NAMES["Decoder"]], settings.host, settings.port)
     # Requests go on being answered while Redis is down (LRU hits work; misses end UNAVAILABLE), but health
     # says NOT_SERVING so that load balancers prefer replicas that can reach it.
-    health_task = asyncio.create_task(follow_readiness(running, store.ping, settings.health_check_seconds))
+    running.follow_readiness(store.ping, settings.health_check_seconds)
     log.info("decoder serving model %s on %s:%d", model_id, settings.host, running.port)
-    return DecoderServer(running=running, source=source, executor=executor, health_task=health_task)
+    return DecoderServer(running=running, source=source, executor=executor)
 
 
 async def serve(settings: DecoderSettings) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -15,7 +14,7 @@ from service.embedding_store import EmbeddingStore, connect_redis
 from service.encoder.embed import Embedder, EncoderModel
 from service.encoder.servicer import EncoderServicer
 from service.encoder.settings import EncoderSettings, resolve_model_identity
-from service.grpc_server import SERVICE_NAMES, RunningServer, follow_readiness, start_server, wait_for_stop_signal
+from service.grpc_server import SERVICE_NAMES, RunningServer, start_server, wait_for_stop_signal
 from service.metrics import start_metrics_server
 from service.triton.client import TritonEncoderClient
 
@@ -34,7 +33,6 @@ class EncoderServer:
 
     running: RunningServer
     embedder: Embedder
-    health_task: asyncio.Task[None]
     host: str
 
     @property
@@ -46,9 +44,6 @@ class EncoderServer:
         return f"{'127.0.0.1' if self.host in ('0.0.0.0', '') else self.host}:{self.port}"
 
     async def stop(self, grace_seconds: float = 5.0) -> None:
-        self.health_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.health_task
         await self.running.stop(grace_seconds)
         await self.embedder.triton.close()
         await self.embedder.store.close()
@@ -74,10 +69,8 @@ async def start_encoder(settings: EncoderSettings, model: EncoderModel | None = 
         sam_pb2_grpc.add_EncoderServicer_to_server(EncoderServicer(embedder), server)
 
     running = await start_server(add_servicers, [SERVICE_NAMES["Encoder"]], settings.host, settings.port)
-    health_task = asyncio.create_task(
-        follow_readiness(running, lambda: dependencies_ready(store, triton), settings.health_check_seconds)
-    )
-    return EncoderServer(running, embedder, health_task, settings.host)
+    running.follow_readiness(lambda: dependencies_ready(store, triton), settings.health_check_seconds)
+    return EncoderServer(running, embedder, settings.host)
 
 
 async def serve(settings: EncoderSettings) -> None:
