@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -32,8 +33,25 @@ def add_setting(
 Settings = TypeVar("Settings")
 
 
-def add_service_settings(parser: argparse.ArgumentParser, defaults: Any) -> None:
-    """The flags both services share; `defaults` is the service's settings dataclass with its defaults."""
+@dataclass(frozen=True)
+class ServiceSettings:
+    """The settings both services share; each service's settings extend these (and set its own ports)."""
+
+    host: str = "0.0.0.0"
+    port: int = 0
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = 0
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_password: str | None = None
+    checkpoint: Path | None = None
+    arch: str | None = None
+    model_id: str | None = None
+    health_check_seconds: float = 2.0
+    log_level: str = "INFO"
+
+
+def add_service_settings(parser: argparse.ArgumentParser, defaults: ServiceSettings) -> None:
+    """The flags of ServiceSettings; `defaults` is the service's settings with its defaults."""
     add_setting(parser, "--host", default=defaults.host, help="Address the gRPC server binds.")
     add_setting(parser, "--port", default=defaults.port, type=int, help="gRPC port.")
     add_setting(parser, "--metrics-host", default=defaults.metrics_host, help="Address of the /metrics server.")

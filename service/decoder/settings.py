@@ -4,29 +4,19 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from pathlib import Path
 
-from service.config import add_service_settings, add_setting, settings_of
+from service.config import ServiceSettings, add_service_settings, add_setting, settings_of
 
 
 @dataclass(frozen=True)
-class DecoderSettings:
-    host: str = "0.0.0.0"
+class DecoderSettings(ServiceSettings):
     port: int = 50052
-    metrics_host: str = "0.0.0.0"
     metrics_port: int = 9102
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    redis_password: str | None = None
-    checkpoint: Path | None = None
-    arch: str | None = None
-    model_id: str | None = None
     device: str = "cpu"
     lru_bytes: int = 512 << 20
     max_points: int = 64
     max_objects: int = 16
     decode_workers: int = 1
-    health_check_seconds: float = 2.0
-    log_level: str = "INFO"
 
 
 def add_decoder_settings(parser: argparse.ArgumentParser) -> None:

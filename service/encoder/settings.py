@@ -4,33 +4,23 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from pathlib import Path
 
-from service.config import add_service_settings, add_setting, settings_of
+from service.config import ServiceSettings, add_service_settings, add_setting, settings_of
 from service.runtime.checkpoint import inspect_checkpoint
 from service.runtime.preprocess import ImageLimits
 
 
 @dataclass(frozen=True)
-class EncoderSettings:
-    host: str = "0.0.0.0"
+class EncoderSettings(ServiceSettings):
     port: int = 50051
-    metrics_host: str = "0.0.0.0"
     metrics_port: int = 9101
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    redis_password: str | None = None
     triton_url: str = "127.0.0.1:8001"
     triton_model: str = "sam_image_encoder"
-    checkpoint: Path | None = None
-    arch: str | None = None
-    model_id: str | None = None
     embedding_ttl_seconds: int = 86400
     max_image_bytes: int = 32 << 20
     max_image_pixels: int = 50_000_000
     triton_timeout_seconds: float = 60.0
     single_flight_wait_seconds: float = 120.0
-    health_check_seconds: float = 2.0
-    log_level: str = "INFO"
 
     @property
     def image_limits(self) -> ImageLimits:
