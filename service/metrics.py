@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -115,8 +116,6 @@ def _timed_stream(behavior: Callable[..., AsyncIterator[Any]], labels: tuple[str
 
 
 def _fallback_code(error: BaseException) -> grpc.StatusCode:
-    import asyncio
-
     if isinstance(error, asyncio.CancelledError):
         return grpc.StatusCode.CANCELLED
     return grpc.StatusCode.UNKNOWN

@@ -6,7 +6,7 @@ import logging
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from service.health_cli import health_status
@@ -163,8 +163,6 @@ class Stack:
 
 def pick_free_ports(options: StackOptions) -> StackOptions:
     """Options with every port left at 0 replaced by a free one."""
-    from dataclasses import replace
-
     return replace(
         options,
         encoder_port=options.encoder_port or free_port(),
