@@ -32,12 +32,12 @@ from PIL import Image
 from segment_anything import SamPredictor
 
 from service._proto.sam.v1 import sam_pb2
+from service.cache.codec import decode_embedding, encode_embedding
+from service.cache.keys import image_key_of
 from service.client import AsyncSamClient, SamClient, make_prompt
-from service.embedding_codec import decode_embedding, encode_embedding
-from service.embedding_key import make_embedding_key
 from service.local.ports import free_port
 from service.local.redis_server import RedisServer
-from service.runtime.architectures import build_sam
+from service.runtime.build import build_sam
 from service.runtime.checkpoint import CheckpointInfo, inspect_checkpoint, load_state_dict, make_test_checkpoint
 from service.runtime.image_encoder import ImageEncoderRole
 from service.runtime.preprocess import prepare_encoder_input
@@ -159,7 +159,7 @@ def main() -> int:
         padded, info = prepare_encoder_input(rgb)
         embedding = ImageEncoderRole(checkpoint).encode(padded[None], np.array([info.input_size]))[0]
         value = encode_embedding(embedding, info, checkpoint.model_id)
-        image_key = make_embedding_key(checkpoint.model_id, image_bytes)
+        image_key = str(image_key_of(checkpoint.model_id, image_bytes))
         sam = build_sam(checkpoint.arch)
         sam.load_state_dict(load_state_dict(checkpoint.path))
         predictor = SamPredictor(sam.eval())

@@ -31,13 +31,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 
 from service._proto.sam.v1 import sam_pb2, sam_pb2_grpc
-from service.embedding_store import connect_redis
-from service.grpc_server import channel_options
+from service.cache.store import connect_redis
 from service.local.ports import free_port
 from service.local.redis_server import RedisServer
+from service.rpc.channel import channel_options
 from service.runtime.checkpoint import inspect_checkpoint, make_test_checkpoint
 from service.runtime.image_encoder import ImageEncoderRole
-from service.runtime.preprocess import decode_image, prepare_encoder_input
+from service.runtime.image_file import decode_image
+from service.runtime.preprocess import prepare_encoder_input
 from service.triton.client import TritonEncoderClient
 from service.triton.launcher import ENCODER_MODEL_NAME, TritonServer
 

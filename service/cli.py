@@ -15,8 +15,8 @@ _COMMAND_MODULES = (
     "service.encoder.cli",
     "service.triton.cli",
     "service.stack.cli",
-    "service.health_cli",
-    "service.segment_cli",
+    "service.client.health_cli",
+    "service.client.segment_cli",
 )
 
 

@@ -1,13 +1,9 @@
-"""Prometheus metrics shared by both services: RED per RPC (go-grpc-prometheus names) and Redis latency."""
+"""Prometheus metrics shared by both services: RED per RPC (go-grpc-prometheus names) and Redis latency.
+
+The RPC metrics are recorded by service.rpc.interceptors."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
-
-import grpc
 from prometheus_client import Counter, Histogram, start_http_server
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -31,91 +27,3 @@ def start_metrics_server(port: int, host: str = "0.0.0.0") -> None:
     """Serve /metrics on `port` (0 disables it)."""
     if port:
         start_http_server(port, addr=host)
-
-
-def _status_name(context: grpc.aio.ServicerContext, fallback: grpc.StatusCode) -> str:
-    code = context.code() if hasattr(context, "code") else None
-    if isinstance(code, grpc.StatusCode):
-        return code.name
-    if isinstance(code, int):
-        return next((status.name for status in grpc.StatusCode if status.value[0] == code), fallback.name)
-    return fallback.name
-
-
-class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Counts and times every unary and bidirectional-stream RPC, labelled with its final status code."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        service_name, _, method_name = handler_call_details.method.lstrip("/").rpartition("/")
-        if handler.unary_unary is not None:
-            labels = (service_name, method_name, "unary")
-            return grpc.unary_unary_rpc_method_handler(
-                _timed_unary(handler.unary_unary, labels),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_stream is not None:
-            labels = (service_name, method_name, "bidi_stream")
-            return grpc.stream_stream_rpc_method_handler(
-                _timed_stream(handler.stream_stream, labels),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
-
-
-def _timed_unary(behavior: Callable[..., Awaitable[Any]], labels: tuple[str, str, str]) -> Callable[..., Any]:
-    async def timed(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        RPC_STARTED.labels(*labels).inc()
-        started = time.perf_counter()
-        fallback = grpc.StatusCode.UNKNOWN
-        try:
-            response = await behavior(request, context)
-            fallback = grpc.StatusCode.OK
-            return response
-        except BaseException as error:
-            fallback = _fallback_code(error)
-            raise
-        finally:
-            RPC_HANDLED.labels(*labels, _status_name(context, fallback)).inc()
-            RPC_SECONDS.labels(*labels).observe(time.perf_counter() - started)
-
-    return timed
-
-
-def _timed_stream(behavior: Callable[..., AsyncIterator[Any]], labels: tuple[str, str, str]) -> Callable[..., Any]:
-    async def counted(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        async for request in requests:
-            RPC_MESSAGES_RECEIVED.labels(*labels).inc()
-            yield request
-
-    async def timed(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        RPC_STARTED.labels(*labels).inc()
-        started = time.perf_counter()
-        fallback = grpc.StatusCode.UNKNOWN
-        try:
-            async for response in behavior(counted(requests), context):
-                RPC_MESSAGES_SENT.labels(*labels).inc()
-                yield response
-            fallback = grpc.StatusCode.OK
-        except BaseException as error:
-            fallback = _fallback_code(error)
-            raise
-        finally:
-            RPC_HANDLED.labels(*labels, _status_name(context, fallback)).inc()
-            RPC_SECONDS.labels(*labels).observe(time.perf_counter() - started)
-
-    return timed
-
-
-def _fallback_code(error: BaseException) -> grpc.StatusCode:
-    if isinstance(error, asyncio.CancelledError):
-        return grpc.StatusCode.CANCELLED
-    return grpc.StatusCode.UNKNOWN

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from segment_anything.modeling import Sam
 
-from service.runtime.architectures import build_sam
+from service.runtime.build import build_sam
 from service.runtime.checkpoint import CheckpointInfo, load_state_dict
 
 # Low-res logits within this absolute difference of the reference's.

@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+from service.decoder.settings import DecoderSettings
+from service.settings import add_settings
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    from service.decoder.settings import add_decoder_settings
-
+def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "decoder", help="run the decoder service (sam.v1.Decoder/Segment: prompts against cached embeddings)"
+        "decoder",
+        help="Run the decoder service (Segment: prompts against cached embeddings, streamed).",
+        description="The sam.v1.Decoder gRPC server: prompts against embeddings cached in Redis.",
     )
-    add_decoder_settings(parser)
-    parser.set_defaults(func=_run)
+    add_settings(parser, DecoderSettings)
+    parser.set_defaults(func=run)
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
     from service.decoder.server import serve
-    from service.decoder.settings import settings_from_args
+    from service.logs import configure_logging
+    from service.settings import settings_from_args
 
-    settings = settings_from_args(args)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = settings_from_args(DecoderSettings, args)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         asyncio.run(serve(settings))
     except ValueError as error:

@@ -7,21 +7,18 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import grpc
-
-from service._proto.sam.v1 import sam_pb2_grpc
-from service.config import describe_settings
-from service.decoder.embedding_cache import EmbeddingLru
+from service.cache.store import EmbeddingStore, connect_redis
+from service.decoder.embedding_lru import EmbeddingLru
 from service.decoder.embedding_source import EmbeddingSource
 from service.decoder.segment import Segmenter
-from service.decoder.servicer import DecoderServicer
 from service.decoder.settings import DecoderSettings
-from service.embedding_store import EmbeddingStore, connect_redis
-from service.grpc_server import SERVICE_NAMES, RunningServer, start_server, wait_for_stop_signal
 from service.metrics import start_metrics_server
+from service.rpc.decoder_servicer import add_decoder_servicer
+from service.rpc.server import SERVICE_NAMES, RunningServer, start_server, wait_for_stop_signal
 from service.runtime.checkpoint import inspect_checkpoint
 from service.runtime.prompt_decoder import PromptDecoderRole
 from service.runtime.prompts import PromptLimits
+from service.settings import describe_settings
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +67,10 @@ async def start_decoder_server(
     source = EmbeddingSource(store, EmbeddingLru(settings.lru_bytes), model_id)
     executor = ThreadPoolExecutor(max_workers=settings.decode_workers, thread_name_prefix="decode")
     limits = PromptLimits(max_points=settings.max_points, max_objects=settings.max_objects)
-    servicer = DecoderServicer(Segmenter(source, role, limits, executor))
-
-    def add_servicers(server: grpc.aio.Server) -> None:
-        sam_pb2_grpc.add_DecoderServicer_to_server(servicer, server)
-
-    running = await start_server(add_servicers, [SERVICE_NAMES["Decoder"]], settings.host, settings.port)
+    segmenter = Segmenter(source, role, limits, executor)
+    running = await start_server(
+        lambda server: add_decoder_servicer(server, segmenter), [SERVICE_NAMES["Decoder"]], settings.host, settings.port
+    )
     # Requests go on being answered while Redis is down (LRU hits work; misses end UNAVAILABLE), but health
     # says NOT_SERVING so that load balancers prefer replicas that can reach it.
     running.follow_readiness(store.ping, settings.health_check_seconds)

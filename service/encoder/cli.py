@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 from typing import Any
 
-from service.encoder.settings import add_encoder_settings, settings_from_args
+from service.encoder.settings import EncoderSettings
+from service.settings import add_settings
 
 
 def register(subparsers: Any) -> None:
@@ -16,14 +15,18 @@ def register(subparsers: Any) -> None:
         help="Run the encoder service (Embed: image → cached embedding, Triton on a miss).",
         description="The sam.v1.Encoder gRPC server: caches embeddings in Redis, encodes on Triton.",
     )
-    add_encoder_settings(parser)
+    add_settings(parser, EncoderSettings)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from service.encoder.server import serve
+    import asyncio
 
-    settings = settings_from_args(args)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from service.encoder.server import serve
+    from service.logs import configure_logging
+    from service.settings import settings_from_args
+
+    settings = settings_from_args(EncoderSettings, args)
+    configure_logging(settings.log_level, settings.log_format)
     asyncio.run(serve(settings))
     return 0

@@ -1,6 +1,7 @@
-"""The Embed logic as plain async functions: cache lookup, single flight, preprocessing, Triton, store.
+"""The Embed logic as plain async code: cache lookup, single flight, preprocessing, Triton, store.
 
-Nothing here knows gRPC; the servicer translates messages and maps the domain errors raised here.
+Nothing here knows gRPC; service.rpc.encoder_servicer translates messages, and the domain errors raised here
+are mapped to status codes by service.rpc.status.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.embedding_codec import HEADER_READ_BYTES, encode_embedding, parse_header
-from service.embedding_key import make_embedding_key
-from service.embedding_store import EmbeddingStore
+from service.cache.codec import HEADER_READ_BYTES, encode_embedding, parse_header
+from service.cache.keys import ImageKey, image_key_of
+from service.cache.single_flight import Outcome, SingleFlight
+from service.cache.store import EmbeddingStore
 from service.encoder.metrics import (
     CACHE_REQUESTS,
     EMBEDDING_BYTES_STORED,
@@ -22,37 +24,29 @@ from service.encoder.metrics import (
     TRITON_ERRORS,
     TRITON_SECONDS,
 )
-from service.encoder.single_flight import Outcome, SingleFlight
-from service.errors import CorruptEmbedding, InvalidArgument, ResourceExhausted, ServiceError, Unavailable
-from service.runtime.preprocess import ImageInfo, ImageLimits, decode_image, prepare_encoder_input
-from service.triton.client import TritonDeadlineExceeded, TritonEncoderClient
+from service.errors import (
+    CorruptEmbedding,
+    DeadlineExceeded,
+    InvalidArgument,
+    ResourceExhausted,
+    ServiceError,
+    Unavailable,
+)
+from service.image_info import ImageInfo, ImageLimits
+from service.model_identity import ModelIdentity
+from service.runtime.image_file import decode_image
+from service.runtime.preprocess import prepare_encoder_input
+from service.triton.client import TritonEncoderClient
 
 log = logging.getLogger(__name__)
 
 
-class DeadlineExceeded(ServiceError):
-    """The caller's deadline passed before the embedding was ready."""
-
-
 @dataclass(frozen=True)
 class EmbedResult:
-    image_key: str
+    image_key: ImageKey
     cached: bool  # True when the image encoder did not run for this call
     original_size: tuple[int, int]  # rows, columns after EXIF orientation
     model_id: str
-
-
-@dataclass(frozen=True)
-class EncoderModel:
-    """The model whose embeddings this service makes, and how callers may name it."""
-
-    model_id: str
-    arch: str | None = None
-
-    def check_requested(self, requested: str) -> None:
-        """A caller's `model` must be empty, this model's id or its architecture."""
-        if requested and requested not in (self.model_id, self.arch):
-            raise InvalidArgument(f"this server embeds with model {self.model_id!r}, not {requested!r}", "model")
 
 
 class Embedder:
@@ -62,7 +56,7 @@ class Embedder:
         self,
         store: EmbeddingStore,
         triton: TritonEncoderClient,
-        model: EncoderModel,
+        model: ModelIdentity,
         limits: ImageLimits,
         triton_timeout_seconds: float,
         single_flight_wait_seconds: float,
@@ -80,14 +74,14 @@ class Embedder:
         """The key of `image_bytes`' embedding, computing it if no replica has; `deadline` is time.monotonic()."""
         self.model.check_requested(requested_model)
         check_image_size(image_bytes, self.limits)
-        image_key = make_embedding_key(self.model.model_id, image_bytes)
+        image_key = image_key_of(self.model.model_id, image_bytes)
         info = await self.lookup(image_key)
         CACHE_REQUESTS.labels("hit" if info else "miss").inc()
         if info is not None:
             return self._result(image_key, info, cached=True)
 
         flight = await self.single_flight.run(
-            image_key,
+            image_key.lock_key,
             compute=lambda: self._encode_and_store(image_key, image_bytes, deadline),
             ready=lambda: self.lookup(image_key),
             wait_seconds=min(self.single_flight_wait_seconds, _remaining(deadline, self.single_flight_wait_seconds)),
@@ -101,33 +95,27 @@ class Embedder:
             f"another request has been encoding the same image for over {self.single_flight_wait_seconds:g} s"
         )
 
-    async def lookup(self, image_key: str) -> ImageInfo | None:
+    async def lookup(self, image_key: ImageKey) -> ImageInfo | None:
         """The image's sizes from its cached embedding's header (refreshing its TTL), or None on a miss.
 
-        Reads the header, not the 2 MiB value (embedding_codec.parse_header). A damaged, truncated or foreign value
-        counts as a miss, so the next encode overwrites it.
+        Reads the header, not the 2 MiB value (service.cache.codec.parse_header). A damaged, truncated or foreign
+        value counts as a miss, so the next encode overwrites it.
         """
-        async with self.store.timed("get_header"):
-            async with self.store.client.pipeline(transaction=False) as pipeline:
-                pipeline.getrange(image_key, 0, HEADER_READ_BYTES - 1)
-                pipeline.strlen(image_key)
-                if self.store.ttl_seconds:
-                    pipeline.expire(image_key, self.store.ttl_seconds)
-                prefix, value_bytes, *_ = await pipeline.execute()
-        if not value_bytes:
+        found = await self.store.read_prefix(str(image_key), HEADER_READ_BYTES)
+        if not found.value_bytes:
             return None
         try:
-            header = parse_header(prefix)
+            header = parse_header(found.prefix)
             if header.model_id != self.model.model_id:
                 raise CorruptEmbedding(f"was made by model {header.model_id!r}, not {self.model.model_id!r}")
-            if header.value_bytes != value_bytes:
-                raise CorruptEmbedding(f"is {value_bytes} bytes, expected {header.value_bytes}")
+            if header.value_bytes != found.value_bytes:
+                raise CorruptEmbedding(f"is {found.value_bytes} bytes, expected {header.value_bytes}")
         except CorruptEmbedding as error:
-            log.warning("cached value under %s is unusable (%s); re-encoding", image_key, error)
+            log.warning("cached value under %s is unusable (%s); re-encoding", image_key.short, error)
             return None
         return header.info
 
-    async def _encode_and_store(self, image_key: str, image_bytes: bytes, deadline: float | None) -> ImageInfo:
+    async def _encode_and_store(self, image_key: ImageKey, image_bytes: bytes, deadline: float | None) -> ImageInfo:
         started = time.perf_counter()
         # Decoding and resizing take tens of milliseconds of CPU: off the event loop.
         padded, info = await asyncio.to_thread(preprocess, image_bytes, self.limits)
@@ -139,9 +127,6 @@ class Embedder:
         started = time.perf_counter()
         try:
             answer = await self.triton.encode(padded, info.input_size, timeout)
-        except TritonDeadlineExceeded as error:
-            TRITON_ERRORS.inc()
-            raise DeadlineExceeded(str(error)) from error
         except ServiceError:
             TRITON_ERRORS.inc()
             raise
@@ -155,11 +140,11 @@ class Embedder:
                 f"{self.model.model_id!r}; refusing to store its embedding"
             )
         value = encode_embedding(answer.embedding, info, self.model.model_id)
-        await self.store.put(image_key, value)
+        await self.store.put(str(image_key), value)
         EMBEDDING_BYTES_STORED.inc(len(value))
         return info
 
-    def _result(self, image_key: str, info: ImageInfo, cached: bool) -> EmbedResult:
+    def _result(self, image_key: ImageKey, info: ImageInfo, cached: bool) -> EmbedResult:
         return EmbedResult(image_key, cached, info.original_size, self.model.model_id)
 
 

@@ -6,19 +6,29 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-import grpc
-
-from service._proto.sam.v1 import sam_pb2_grpc
-from service.config import describe_settings
-from service.embedding_store import EmbeddingStore, connect_redis
-from service.encoder.embed import Embedder, EncoderModel
-from service.encoder.servicer import EncoderServicer
-from service.encoder.settings import EncoderSettings, resolve_model_identity
-from service.grpc_server import SERVICE_NAMES, RunningServer, start_server, wait_for_stop_signal
+from service.cache.store import EmbeddingStore, connect_redis
+from service.encoder.embed import Embedder
+from service.encoder.settings import EncoderSettings
 from service.metrics import start_metrics_server
+from service.model_identity import ModelIdentity
+from service.rpc.encoder_servicer import add_encoder_servicer
+from service.rpc.server import SERVICE_NAMES, RunningServer, start_server, wait_for_stop_signal
+from service.settings import describe_settings
 from service.triton.client import TritonEncoderClient
 
 log = logging.getLogger(__name__)
+
+
+def resolve_model_identity(settings: EncoderSettings) -> ModelIdentity:
+    """--model-id when given (no checkpoint needed), else the id of --checkpoint (read and hashed)."""
+    if settings.model_id:
+        return ModelIdentity.of_model_id(settings.model_id, settings.arch)
+    if settings.checkpoint is None:
+        raise ValueError("the encoder needs --model-id or --checkpoint (SAMSVC_MODEL_ID / SAMSVC_CHECKPOINT)")
+    from service.runtime.checkpoint import inspect_checkpoint
+
+    info = inspect_checkpoint(settings.checkpoint, settings.arch)
+    return info.identity
 
 
 async def dependencies_ready(store: EmbeddingStore, triton: TritonEncoderClient) -> bool:
@@ -49,11 +59,10 @@ class EncoderServer:
         await self.embedder.store.close()
 
 
-async def start_encoder(settings: EncoderSettings, model: EncoderModel | None = None) -> EncoderServer:
+async def start_encoder(settings: EncoderSettings, model: ModelIdentity | None = None) -> EncoderServer:
     """Build and start the encoder (one function for the CLI and the tests); health starts NOT_SERVING."""
     if model is None:
-        identity = await asyncio.to_thread(resolve_model_identity, settings)
-        model = EncoderModel(identity.model_id, identity.arch)
+        model = await asyncio.to_thread(resolve_model_identity, settings)
     store = EmbeddingStore(connect_redis(settings.redis_url, settings.redis_password), settings.embedding_ttl_seconds)
     triton = TritonEncoderClient(settings.triton_url, settings.triton_model)
     embedder = Embedder(
@@ -64,11 +73,9 @@ async def start_encoder(settings: EncoderSettings, model: EncoderModel | None = 
         triton_timeout_seconds=settings.triton_timeout_seconds,
         single_flight_wait_seconds=settings.single_flight_wait_seconds,
     )
-
-    def add_servicers(server: grpc.aio.Server) -> None:
-        sam_pb2_grpc.add_EncoderServicer_to_server(EncoderServicer(embedder), server)
-
-    running = await start_server(add_servicers, [SERVICE_NAMES["Encoder"]], settings.host, settings.port)
+    running = await start_server(
+        lambda server: add_encoder_servicer(server, embedder), [SERVICE_NAMES["Encoder"]], settings.host, settings.port
+    )
     running.follow_readiness(lambda: dependencies_ready(store, triton), settings.health_check_seconds)
     return EncoderServer(running, embedder, settings.host)
 

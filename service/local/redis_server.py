@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from service.local.child_process import ChildProcess
 from service.local.ports import free_port, wait_for_port
 
 INSTALL_HINT = (
@@ -27,7 +27,7 @@ class RedisServer:
     host: str = "127.0.0.1"
     port: int = 0
     maxmemory: str = "1gb"
-    process: subprocess.Popen[bytes] | None = None
+    child: ChildProcess | None = None
     data_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="samsvc-redis-")))
 
     @property
@@ -50,22 +50,20 @@ class RedisServer:
             "--maxmemory", self.maxmemory,
             "--maxmemory-policy", "allkeys-lru",
         ]  # fmt: skip
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.child = ChildProcess("redis-server", command, log_path=self.data_dir / "redis.log").start()
         if not wait_for_port(self.host, self.port, timeout_seconds):
             self.stop()
             raise RuntimeError(f"redis-server did not listen on {self.host}:{self.port} within {timeout_seconds} s")
         return self
 
+    def exited(self) -> bool:
+        return self.child is None or self.child.exited()
+
     def stop(self) -> None:
         """Stop the process; start() may be called again and reuses the same port."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+        if self.child is not None:
+            self.child.stop(timeout_seconds=10)
+        self.child = None
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self) -> RedisServer:

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import torch
 
-from service.runtime.architectures import Architecture, architecture_of_state_dict, build_sam, get_architecture
+from service.model_identity import ModelIdentity
+from service.runtime.architectures import Architecture, get_architecture
+from service.runtime.build import architecture_of_state_dict, build_sam
+
+# Seeded random weights give mask logits of about ±0.3, inside SAM's ±1 stability thresholds, so every
+# stability score would be 0. Test checkpoints scale the output layer of each mask hypernetwork by this
+# factor: the logits scale by it exactly, the masks (logits > 0) stay the same, and stability scores vary.
+TEST_MASK_LOGIT_SCALE = 10.0
+_MASK_HEAD_OUTPUT_LAYER = "layers.2."
 
 
 @dataclass(frozen=True)
@@ -18,6 +26,10 @@ class CheckpointInfo:
     path: Path
     arch: Architecture
     model_id: str
+
+    @property
+    def identity(self) -> ModelIdentity:
+        return ModelIdentity(self.model_id, self.arch.name)
 
 
 def weights_hash(state_dict: dict[str, torch.Tensor]) -> str:
@@ -64,12 +76,17 @@ def part_state_dict(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[st
     return {key[len(prefix) :]: value.clone() for key, value in state_dict.items() if key.startswith(prefix)}
 
 
-def make_test_checkpoint(arch_name: str, seed: int, out: Path) -> Path:
-    """Write a SAM checkpoint with seeded random weights, in the official format (a torch.save'd state dict)."""
+def make_test_checkpoint(arch_name: str, seed: int, out: Path, mask_logit_scale: float = TEST_MASK_LOGIT_SCALE) -> Path:
+    """Write a SAM checkpoint with seeded random weights, in the official format (a torch.save'd state dict),
+    its mask logits scaled by `mask_logit_scale` (see TEST_MASK_LOGIT_SCALE)."""
     arch = get_architecture(arch_name)
     torch.manual_seed(seed)
     sam = build_sam(arch)
+    state_dict = sam.state_dict()
+    for key, tensor in state_dict.items():
+        if key.startswith("mask_decoder.output_hypernetworks_mlps.") and _MASK_HEAD_OUTPUT_LAYER in key:
+            tensor.mul_(mask_logit_scale)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(sam.state_dict(), out)
+    torch.save(state_dict, out)
     return out

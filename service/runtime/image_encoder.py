@@ -13,7 +13,7 @@ import torch
 from segment_anything.modeling import ImageEncoderViT
 
 from service.constants import IMAGE_INPUT_SIZE, PIXEL_MEAN, PIXEL_STD
-from service.runtime.architectures import build_sam
+from service.runtime.build import build_sam
 from service.runtime.checkpoint import CheckpointInfo, inspect_checkpoint, load_state_dict, part_state_dict
 
 

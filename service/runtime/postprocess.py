@@ -8,7 +8,7 @@ from segment_anything.utils.amg import calculate_stability_score
 from torch.nn import functional as F
 
 from service.constants import IMAGE_INPUT_SIZE, MASK_THRESHOLD, STABILITY_SCORE_OFFSET
-from service.runtime.preprocess import ImageInfo
+from service.image_info import ImageInfo
 
 
 def upscale_logits(low_res_logits: torch.Tensor, info: ImageInfo) -> torch.Tensor:

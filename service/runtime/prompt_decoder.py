@@ -14,10 +14,10 @@ import torch
 from segment_anything.modeling import MaskDecoder, PromptEncoder
 
 from service.constants import EMBEDDING_SHAPE
-from service.runtime.architectures import build_sam
+from service.image_info import ImageInfo
+from service.runtime.build import build_sam
 from service.runtime.checkpoint import CheckpointInfo, inspect_checkpoint, load_state_dict, part_state_dict
 from service.runtime.postprocess import binarize, stability_scores, upscale_logits
-from service.runtime.preprocess import ImageInfo
 from service.runtime.prompts import Prompt, boxes_to_model_frame, points_to_model_frame
 
 

@@ -9,9 +9,14 @@ from segment_anything.utils.transforms import ResizeLongestSide
 
 from service.constants import IMAGE_INPUT_SIZE, LOW_RES_MASK_SIZE
 from service.errors import InvalidArgument, ResourceExhausted
-from service.runtime.preprocess import ImageInfo
+from service.image_info import ImageInfo
 
 _RESIZE = ResizeLongestSide(IMAGE_INPUT_SIZE)
+
+
+def prompt_field(index: int, *parts: str) -> str:
+    """The request field path of prompt `index` or a part of it: prompt_field(1, "box") → "prompts[1].box"."""
+    return ".".join((f"prompts[{index}]", *parts))
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,7 +52,7 @@ def validate_prompts(prompts: list[Prompt], info: ImageInfo, limits: PromptLimit
     if len(prompts) > limits.max_objects:
         raise ResourceExhausted(f"{len(prompts)} prompts, over the limit of {limits.max_objects}", "prompts")
     for index, prompt in enumerate(prompts):
-        _validate_prompt(prompt, info, limits, f"prompts[{index}]")
+        _validate_prompt(prompt, info, limits, prompt_field(index))
 
 
 def _validate_prompt(prompt: Prompt, info: ImageInfo, limits: PromptLimits, field: str) -> None:

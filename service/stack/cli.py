@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import shutil
 import signal
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from service.runtime.architectures import ARCHITECTURES
+from service.settings import LoggingSettings, add_settings
 
 _CACHE_DIR = Path.home() / ".cache" / "samsvc"
 
@@ -37,6 +37,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--start-timeout-seconds", type=float, default=300.0, help="longest wait for every part to be ready"
     )
+    add_settings(parser, LoggingSettings)
     parser.set_defaults(func=run)
 
 
@@ -45,9 +46,12 @@ class _StopRequested(Exception):
 
 
 def run(args: argparse.Namespace) -> int:
+    from service.logs import configure_logging
+    from service.settings import settings_from_args
     from service.stack.up import Stack, StackFailed, StackOptions, demo_checkpoint, demo_warning, pick_free_ports
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging_settings = settings_from_args(LoggingSettings, args)
+    configure_logging(logging_settings.log_level, logging_settings.log_format)
     if not args.redis_url and shutil.which("redis-server") is None:
         from service.local.redis_server import INSTALL_HINT
 
@@ -71,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
             encoder_metrics_port=args.encoder_metrics_port,
             decoder_metrics_port=args.decoder_metrics_port,
             start_timeout_seconds=args.start_timeout_seconds,
+            log_level=logging_settings.log_level,
+            log_format=logging_settings.log_format,
         )
     )
     stop = threading.Event()

@@ -9,11 +9,12 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from service.health_cli import health_status
+from service.local.child_process import ChildProcess
 from service.local.ports import free_port
 from service.local.redis_server import RedisServer
+from service.rpc.health_check import health_status
 from service.runtime.checkpoint import CheckpointInfo, inspect_checkpoint, make_test_checkpoint
-from service.stack.children import ServiceProcess
+from service.stack.children import service_process
 from service.triton.launcher import TritonServer
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ class StackOptions:
     decoder_metrics_port: int = 9102
     work_dir: Path | None = None
     start_timeout_seconds: float = 300.0
+    log_level: str = "INFO"
+    log_format: str = "text"
 
 
 def demo_checkpoint(cache_dir: Path) -> Path:
@@ -69,7 +72,7 @@ class Stack:
     checkpoint: CheckpointInfo | None = None
     redis: RedisServer | None = None
     triton: TritonServer | None = None
-    services: list[ServiceProcess] = field(default_factory=list)
+    services: list[ChildProcess] = field(default_factory=list)
     work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="samsvc-up-")))
 
     @property
@@ -108,7 +111,7 @@ class Stack:
             service.start()
         self._wait_until_serving()
 
-    def _service(self, name: str) -> ServiceProcess:
+    def _service(self, name: str) -> ChildProcess:
         assert self.checkpoint is not None and self.triton is not None
         port = self.options.encoder_port if name == "encoder" else self.options.decoder_port
         metrics_port = self.options.encoder_metrics_port if name == "encoder" else self.options.decoder_metrics_port
@@ -122,10 +125,12 @@ class Stack:
             "--checkpoint", str(self.checkpoint.path),
             "--arch", self.checkpoint.arch.name,
             "--model-id", self.checkpoint.model_id,
+            "--log-level", self.options.log_level,
+            "--log-format", self.options.log_format,
         ]  # fmt: skip
         if name == "encoder":
             arguments += ["--triton-url", self.triton.grpc_url]
-        return ServiceProcess(name, arguments, self.work_dir / f"{name}.log")
+        return service_process(name, arguments, self.work_dir / f"{name}.log")
 
     def _wait_until_serving(self) -> None:
         deadline = time.monotonic() + self.options.start_timeout_seconds
@@ -145,9 +150,9 @@ class Stack:
         for service in self.services:
             if service.exited():
                 return service.name
-        if self.triton is not None and (self.triton.process is None or self.triton.process.poll() is not None):
+        if self.triton is not None and self.triton.exited():
             return "triton"
-        if self.redis is not None and (self.redis.process is None or self.redis.process.poll() is not None):
+        if self.redis is not None and self.redis.exited():
             return "redis"
         return None
 

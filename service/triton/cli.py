@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
-import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from service.config import add_setting
-from service.triton.launcher import DEFAULT_MODEL_REPOSITORY
+from service.settings import LoggingSettings, add_settings, setting
+
+# model_repo/ beside the package; the same path service.triton.launcher uses, without importing it (and pytriton).
+_MODEL_REPOSITORY = Path(__file__).resolve().parents[2] / "model_repo"
+
+
+@dataclass(frozen=True)
+class TritonCommandSettings(LoggingSettings):
+    checkpoint: Path | None = setting(None, "SAM checkpoint the model loads (required).")
+    arch: str | None = setting(None, "Architecture of the checkpoint (checked if given).")
+    model_id: str | None = setting(None, "Model id to report instead of hashing the checkpoint.")
+    model_repository: Path = setting(_MODEL_REPOSITORY, "Triton model repository.")
+    model_config_name: str | None = setting(
+        "cpu", "configs/<name>.pbtxt to use; empty for config.pbtxt (the GPU configuration)."
+    )
+    triton_host: str = setting("127.0.0.1", "Address Triton binds.")
+    triton_grpc_port: int = setting(8001, "Triton gRPC port.")
+    triton_http_port: int = setting(8000, "Triton HTTP port.")
+    triton_metrics_port: int = setting(8002, "Triton's own metrics port.")
 
 
 def register(subparsers: Any) -> None:
@@ -20,40 +35,35 @@ def register(subparsers: Any) -> None:
         description="Start tritonserver from the nvidia-pytriton wheel with model_repo/, wait until the encoder "
         "model is READY, and run until SIGTERM/SIGINT. Production runs the same model_repo/ in NVIDIA's image.",
     )
-    add_setting(parser, "--checkpoint", default=None, help="SAM checkpoint the model loads (required).")
-    add_setting(parser, "--arch", default=None, help="Architecture of the checkpoint (checked if given).")
-    add_setting(parser, "--model-id", default=None, help="Model id to report instead of hashing the checkpoint.")
-    add_setting(parser, "--model-repository", default=str(DEFAULT_MODEL_REPOSITORY), help="Triton model repository.")
-    add_setting(
-        parser, "--model-config-name", default="cpu",
-        help="configs/<name>.pbtxt to use; empty for config.pbtxt (the GPU configuration).",
-    )  # fmt: skip
-    add_setting(parser, "--triton-host", default="127.0.0.1", help="Address Triton binds.")
-    add_setting(parser, "--triton-grpc-port", default=8001, type=int, help="Triton gRPC port.")
-    add_setting(parser, "--triton-http-port", default=8000, type=int, help="Triton HTTP port.")
-    add_setting(parser, "--triton-metrics-port", default=8002, type=int, help="Triton's own metrics port.")
-    add_setting(parser, "--log-level", default="INFO", help="Python logging level.")
+    add_settings(parser, TritonCommandSettings)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import threading
+
+    from service.logs import configure_logging
+    from service.settings import settings_from_args
     from service.triton.launcher import TritonServer
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = settings_from_args(TritonCommandSettings, args)
+    configure_logging(settings.log_level, settings.log_format)
     log = logging.getLogger("samsvc.triton")
-    if not args.checkpoint:
+    if settings.checkpoint is None:
         log.error("--checkpoint (SAMSVC_CHECKPOINT) is required")
         return 2
     server = TritonServer(
-        checkpoint=Path(args.checkpoint),
-        arch=args.arch,
-        model_id=args.model_id,
-        model_repository=Path(args.model_repository),
-        model_config_name=args.model_config_name or None,
-        host=args.triton_host,
-        grpc_port=args.triton_grpc_port,
-        http_port=args.triton_http_port,
-        metrics_port=args.triton_metrics_port,
+        checkpoint=settings.checkpoint,
+        arch=settings.arch,
+        model_id=settings.model_id,
+        model_repository=settings.model_repository,
+        model_config_name=settings.model_config_name,
+        host=settings.triton_host,
+        grpc_port=settings.triton_grpc_port,
+        http_port=settings.triton_http_port,
+        metrics_port=settings.triton_metrics_port,
     )
     stop = threading.Event()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
@@ -62,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     log.info("Triton ready: gRPC %s, log %s", server.grpc_url, server.log_path)
     try:
         while not stop.wait(1.0):
-            if server.process is None or server.process.poll() is not None:
+            if server.exited():
                 log.error("tritonserver exited:\n%s", server.log_tail())
                 return 1
     finally:

@@ -10,12 +10,8 @@ import tritonclient.grpc.aio as triton_aio
 from tritonclient.utils import InferenceServerException
 
 from service.constants import EMBEDDING_SHAPE, IMAGE_INPUT_SIZE
-from service.errors import ServiceError, Unavailable
-from service.grpc_server import channel_options
-
-
-class TritonDeadlineExceeded(ServiceError):
-    """The caller's deadline ran out while Triton was encoding."""
+from service.errors import DeadlineExceeded, Internal, ServiceError, Unavailable
+from service.rpc.channel import channel_options
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,11 +33,11 @@ def domain_error(error: InferenceServerException, action: str) -> ServiceError:
     """The domain error for a tritonclient failure: never a bare exception the servicer cannot map."""
     status = error.status() or ""
     if status == "StatusCode.DEADLINE_EXCEEDED":
-        return TritonDeadlineExceeded(f"deadline exceeded while {action}")
+        return DeadlineExceeded(f"deadline exceeded while {action}")
     if status in _UNREACHABLE:
         return Unavailable(f"Triton cannot be reached ({action}): {error.message()}")
     # Anything else is Triton or the model failing: the service's fault, reported as INTERNAL.
-    return ServiceError(f"Triton failed ({action}): {error}")
+    return Internal(f"Triton failed ({action}): {error}")
 
 
 class TritonEncoderClient:
@@ -69,7 +65,7 @@ class TritonEncoderClient:
         embedding = result.as_numpy("EMBEDDING")
         model_ids = result.as_numpy("MODEL_ID")
         if embedding is None or model_ids is None or embedding.shape != (1, *EMBEDDING_SHAPE):
-            raise ServiceError(f"Triton model {self.model_name} answered without a (1, 256, 64, 64) EMBEDDING")
+            raise Internal(f"Triton model {self.model_name} answered without a (1, 256, 64, 64) EMBEDDING")
         model_id = model_ids.reshape(-1)[0]
         return TritonEmbedding(
             embedding=embedding[0].astype(np.float16, copy=False),

@@ -23,8 +23,6 @@ import importlib.util
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import sysconfig
 import tempfile
@@ -35,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from service.local.child_process import ChildProcess
 from service.local.ports import free_port
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
@@ -120,7 +119,7 @@ class TritonServer:
     http_port: int = 0
     metrics_port: int = 0
     log_verbose: int = 0
-    process: subprocess.Popen[bytes] | None = None
+    child: ChildProcess | None = None
     work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="samsvc-triton-")))
 
     @property
@@ -173,15 +172,8 @@ class TritonServer:
         self.http_port = self.http_port or free_port(self.host)
         self.metrics_port = self.metrics_port or free_port(self.host)
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log_file:
-            # Its own session, so stop() can end the stubs it forks if the server itself hangs.
-            self.process = subprocess.Popen(
-                self.command(),
-                env=self.environment(),
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        # Its own process group, so stop() also ends the backend stubs it forks if the server itself hangs.
+        self.child = ChildProcess("tritonserver", self.command(), self.log_path, self.environment()).start()
         try:
             self.wait_until_ready(timeout_seconds)
         except BaseException:
@@ -227,29 +219,23 @@ class TritonServer:
     def wait_until_ready(self, timeout_seconds: float) -> None:
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
+            if self.exited():
                 raise TritonFailedToStart(f"tritonserver exited during start-up:\n{self.log_tail()}")
             if self.is_model_ready():
                 return
             time.sleep(0.2)
         raise TritonFailedToStart(f"model {self.model_name} not ready within {timeout_seconds} s:\n{self.log_tail()}")
 
+    def exited(self) -> bool:
+        return self.child is None or self.child.exited()
+
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return self.child.log_tail(lines) if self.child is not None else "(not started)"
 
     def stop(self, timeout_seconds: float = 30.0, remove_work_dir: bool = False) -> None:
         """SIGTERM (Triton finishes in-flight requests), then SIGKILL of its process group after the timeout."""
-        process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout_seconds)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        if self.child is not None:
+            self.child.stop(timeout_seconds)
         if remove_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 from collections.abc import AsyncIterator
 
@@ -18,16 +19,18 @@ from prometheus_client import REGISTRY
 from segment_anything import SamPredictor
 
 from service._proto.sam.v1 import sam_pb2, sam_pb2_grpc
-from service.embedding_codec import decode_embedding
-from service.encoder.embed import EncoderModel
+from service.cache.codec import decode_embedding
+from service.cache.keys import image_key_of, parse_image_key
 from service.encoder.server import EncoderServer, start_encoder
-from service.grpc_server import channel_options
 from service.local.redis_server import RedisServer
-from service.runtime.architectures import build_sam
+from service.model_identity import ModelIdentity
+from service.rpc.channel import channel_options
+from service.runtime.build import build_sam
 from service.runtime.checkpoint import CheckpointInfo, load_state_dict
-from service.runtime.preprocess import decode_image
+from service.runtime.image_file import decode_image
 from service.triton.launcher import TritonServer
-from tests.integration.conftest import encoder_settings, health_status, make_triton_server, wait_for_health
+from tests.support.polling import wait_until_async
+from tests.support.servers import encoder_settings, health_status, make_triton_server, wait_for_health
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +81,8 @@ async def test_first_embed_misses_and_second_hits_without_triton(
     assert after_first == before + 1
     assert after_second == after_first  # the hit never reached Triton
     assert first.image_key == second.image_key
-    assert first.image_key.startswith(f"sam:{encoder_model_id}:") and len(first.image_key.rsplit(":", 1)[1]) == 64
+    key = parse_image_key(first.image_key)
+    assert (key.model_id, key.digest, key.tenant) == (encoder_model_id, hashlib.sha256(image).hexdigest(), None)
     assert (first.original_size.height, first.original_size.width) == (90, 200)
     assert (second.original_size.height, second.original_size.width) == (90, 200)
     assert first.model == second.model == encoder_model_id
@@ -239,28 +243,48 @@ async def test_triton_model_id_mismatch_is_refused_and_not_stored(
     redis_server: RedisServer, triton_server: TritonServer
 ) -> None:
     settings = encoder_settings(redis_server.url, triton_server.grpc_url, "tiny-0000000000000000")
-    server = await start_encoder(settings, model=EncoderModel("tiny-0000000000000000", "tiny"))
+    server = await start_encoder(settings, model=ModelIdentity("tiny-0000000000000000", "tiny"))
     client = aioredis.from_url(redis_server.url)
     try:
         async with grpc.aio.insecure_channel(server.address, options=channel_options()) as channel:
             status, details = await embed_status(sam_pb2_grpc.EncoderStub(channel), new_image_bytes())
         assert status == grpc.StatusCode.UNAVAILABLE
         assert "refusing to store" in details
-        assert await client.keys("sam:tiny-0000000000000000:*") == []
+        assert await client.keys("sam:tiny-0000000000000000:*") == []  # neither a value nor a lock left
     finally:
         await client.aclose()
         await server.stop(grace_seconds=1.0)
 
 
-async def test_deadline_is_honoured_and_leaves_no_stale_lock(encoder_stub: sam_pb2_grpc.EncoderStub) -> None:
+async def test_deadline_is_honoured_and_leaves_no_stale_lock(
+    encoder_stub: sam_pb2_grpc.EncoderStub, redis_server: RedisServer, encoder_model_id: str
+) -> None:
     image = new_image_bytes(600, 800)
+    lock_key = image_key_of(encoder_model_id, image).lock_key
+    waits_before = _single_flight_waits()
     status, _ = await embed_status(encoder_stub, image, timeout=0.02)
     assert status == grpc.StatusCode.DEADLINE_EXCEEDED
-    # The abandoned attempt released its single-flight lock: the next call encodes at once, no wait.
-    started = asyncio.get_running_loop().time()
+    # The abandoned attempt releases its single-flight lock (the lock's own expiry is 60 s away) ...
+    client = aioredis.from_url(redis_server.url)
+    try:
+        await wait_until_async(lambda: _gone(client, lock_key), 10, "the abandoned attempt's lock released")
+    finally:
+        await client.aclose()
+    # ... so the next call leads the encode itself instead of waiting for a holder that is gone.
     answer = await embed(encoder_stub, image)
-    assert asyncio.get_running_loop().time() - started < 10
     assert answer.cached is False
+    assert _single_flight_waits() == waits_before
+
+
+async def _gone(client: aioredis.Redis, key: str) -> bool:
+    return await client.exists(key) == 0
+
+
+def _single_flight_waits() -> float:
+    return sum(
+        REGISTRY.get_sample_value("sam_encoder_single_flight_waits_total", {"outcome": outcome}) or 0.0
+        for outcome in ("value", "timeout", "took_over")
+    )
 
 
 async def test_health_serving_and_reflection(encoder_server: EncoderServer) -> None:

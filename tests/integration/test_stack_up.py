@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 from pycocotools import mask as coco_mask
 
-from service.health_cli import health_status
 from service.local.ports import free_port
+from service.rpc.health_check import health_status
 from service.runtime.checkpoint import CheckpointInfo
-from tests.images import smooth_rgb
+from tests.support.images import smooth_rgb
 
 pytestmark = pytest.mark.slow
 

@@ -77,7 +77,7 @@ def test_health_subcommand_is_registered() -> None:
     from service.cli import build_parser
 
     args = build_parser().parse_args(["health", "--address", "127.0.0.1:1"])
-    assert args.func.__module__ == "service.health_cli"
+    assert args.func.__module__ == "service.client.health_cli"
 
 
 def test_triton_image_serves_the_baked_model_repository() -> None:

@@ -6,7 +6,7 @@ do not depend on the encoder service; the end-to-end tests through both services
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -14,27 +14,13 @@ from segment_anything.modeling import Sam
 
 from service.client import AsyncSamClient
 from service.decoder.server import DecoderServer, start_decoder_server
-from service.decoder.settings import DecoderSettings
-from service.embedding_store import connect_redis
 from service.local.redis_server import RedisServer
 from service.runtime.checkpoint import CheckpointInfo
 from service.runtime.image_encoder import ImageEncoderRole
 from service.runtime.prompt_decoder import PromptDecoderRole
-from tests.integration.decoder.reference import Reference, StoredImage, embed_for_redis, make_test_image
 from tests.numerical_contract import reference_sam
-
-
-def decoder_settings(checkpoint: CheckpointInfo, redis_url: str, **overrides: object) -> DecoderSettings:
-    values: dict[str, object] = {
-        "host": "127.0.0.1",
-        "port": 0,
-        "metrics_port": 0,
-        "redis_url": redis_url,
-        "checkpoint": checkpoint.path,
-        "model_id": checkpoint.model_id,
-    }
-    values.update(overrides)
-    return DecoderSettings(**values)  # type: ignore[arg-type]
+from tests.support.reference import Reference, StoredImage, StoreImage, embed_for_redis, make_test_image
+from tests.support.servers import decoder_settings
 
 
 @pytest.fixture(scope="session")
@@ -54,12 +40,10 @@ def decoder_role(tiny_checkpoint: CheckpointInfo) -> PromptDecoderRole:
 
 @pytest.fixture(scope="session")
 async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    client = connect_redis(redis_server.url)
+    """A plain Redis client, for tests to put values in and look at them as the services cannot."""
+    client = aioredis.from_url(redis_server.url)
     yield client
     await client.aclose()
-
-
-StoreImage = Callable[..., Awaitable[tuple[StoredImage, Reference]]]
 
 
 @pytest.fixture(scope="session")

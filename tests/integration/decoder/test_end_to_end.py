@@ -10,12 +10,12 @@ import pytest
 import redis.asyncio as aioredis
 from segment_anything.modeling import Sam
 
+from service.cache.codec import decode_embedding
 from service.client import AsyncSamClient, SamClient, make_prompt, mask_of
 from service.decoder.server import DecoderServer
-from service.embedding_codec import decode_embedding
 from service.encoder.server import EncoderServer
-from service.runtime.preprocess import decode_image
-from tests.integration.decoder.reference import Reference, assert_matches_reference, make_test_image
+from service.runtime.image_file import decode_image
+from tests.support.reference import Reference, assert_matches_reference, make_test_image
 
 pytestmark = pytest.mark.slow
 

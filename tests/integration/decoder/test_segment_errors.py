@@ -13,14 +13,14 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
 from service._proto.sam.v1 import sam_pb2
+from service.cache.keys import image_key_of
 from service.client import AsyncSamClient, make_prompt, make_request
 from service.decoder.server import start_decoder_server
-from service.embedding_key import make_embedding_key
 from service.local.redis_server import RedisServer
 from service.runtime.checkpoint import CheckpointInfo
 from service.runtime.prompt_decoder import PromptDecoderRole
-from tests.integration.conftest import wait_for_health
-from tests.integration.decoder.conftest import StoreImage, decoder_settings
+from tests.support.reference import StoreImage
+from tests.support.servers import decoder_settings, wait_for_health
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT.value[0]
 NOT_FOUND = grpc.StatusCode.NOT_FOUND.value[0]
@@ -109,8 +109,8 @@ async def test_keys_unknown_malformed_of_another_model_and_bad_format(
     decoder_client: AsyncSamClient, store_image: StoreImage, tiny_checkpoint: CheckpointInfo
 ) -> None:
     image, _ = await store_image(60, 80, seed=1)
-    unknown = make_embedding_key(tiny_checkpoint.model_id, b"never embedded")
-    other_model = make_embedding_key("vit_b-0123456789abcdef", image.image_bytes)
+    unknown = str(image_key_of(tiny_checkpoint.model_id, b"never embedded"))
+    other_model = str(image_key_of("vit_b-0123456789abcdef", image.image_bytes))
     before = REGISTRY.get_sample_value("sam_decoder_request_errors_total", {"code": "NOT_FOUND"}) or 0.0
     async with decoder_client.open_stream() as stream:
         answer = await stream.exchange(make_request(unknown, [GOOD], request_id="unknown"))
@@ -134,7 +134,7 @@ async def test_keys_unknown_malformed_of_another_model_and_bad_format(
 async def test_corrupt_cache_entry_ends_the_stream_with_data_loss(
     decoder_client: AsyncSamClient, redis_client: aioredis.Redis, tiny_checkpoint: CheckpointInfo
 ) -> None:
-    key = make_embedding_key(tiny_checkpoint.model_id, b"corrupt entry")
+    key = str(image_key_of(tiny_checkpoint.model_id, b"corrupt entry"))
     await redis_client.set(key, b"SAMEMB\r\n garbage")
     stream = decoder_client.open_stream()
     with pytest.raises(grpc.aio.AioRpcError) as raised:

@@ -8,8 +8,7 @@ import pytest
 from service._proto.sam.v1 import sam_pb2
 from service.client import AsyncSamClient, best_logits_of, logits_of, make_prompt, mask_of
 from service.runtime.postprocess import mask_bbox
-from tests.integration.decoder.conftest import StoreImage
-from tests.integration.decoder.reference import assert_matches_reference
+from tests.support.reference import StoreImage, assert_matches_reference
 
 pytestmark = pytest.mark.slow
 

@@ -15,9 +15,9 @@ from service.decoder.server import DecoderServer, start_decoder_server
 from service.local.redis_server import RedisServer
 from service.runtime.checkpoint import CheckpointInfo
 from service.runtime.prompt_decoder import PromptDecoderRole
-from tests.integration.decoder.conftest import StoreImage, decoder_settings
-from tests.integration.decoder.reference import Reference, StoredImage
 from tests.numerical_contract import LOGITS_ATOL, SCORES_ATOL
+from tests.support.reference import Reference, StoredImage, StoreImage
+from tests.support.servers import decoder_settings
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,114 @@
+"""Embeddings in Redis: the one module that sends Redis commands. Values under their keys with a TTL, header
+reads that refresh the TTL, and the single-flight lock; every failure to reach Redis is Unavailable."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from service.errors import Unavailable
+from service.metrics import REDIS_ERRORS, REDIS_SECONDS
+
+# Delete the lock only if it still holds our token: an expired lock may already belong to another replica.
+_RELEASE_SCRIPT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+def connect_redis(url: str, password: str | None = None, timeout_seconds: float = 5.0) -> aioredis.Redis:
+    """A client for `redis://` or `rediss://` (TLS) URLs; `password` overrides one in the URL."""
+    options: dict[str, object] = {
+        "socket_timeout": timeout_seconds,
+        "socket_connect_timeout": timeout_seconds,
+        "health_check_interval": 30,
+    }
+    if password:
+        options["password"] = password
+    return aioredis.from_url(url, **options)
+
+
+@dataclass(frozen=True)
+class ValuePrefix:
+    """The first bytes of a stored value and the whole value's length (0 when there is no value)."""
+
+    prefix: bytes
+    value_bytes: int
+
+
+class EmbeddingStore:
+    """GET, SET, DEL and header reads of encoded embeddings (see service.cache.codec), and the lock of
+    service.cache.single_flight. Keys are strings built by service.cache.keys."""
+
+    def __init__(self, client: aioredis.Redis, ttl_seconds: int) -> None:
+        self._client = client
+        self.ttl_seconds = ttl_seconds
+
+    @asynccontextmanager
+    async def _timed(self, operation: str) -> AsyncIterator[None]:
+        """Time a Redis call and turn Redis failures into Unavailable."""
+        started = time.perf_counter()
+        try:
+            yield
+        except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+            REDIS_ERRORS.labels(operation).inc()
+            raise Unavailable(f"Redis cannot be reached ({operation}): {error}") from error
+        except RedisError as error:
+            REDIS_ERRORS.labels(operation).inc()
+            raise Unavailable(f"Redis failed ({operation}): {error}") from error
+        finally:
+            REDIS_SECONDS.labels(operation).observe(time.perf_counter() - started)
+
+    async def get(self, key: str) -> bytes | None:
+        async with self._timed("get"):
+            value = await self._client.get(key)
+        return value if value is None or isinstance(value, bytes) else str(value).encode()
+
+    async def put(self, key: str, value: bytes) -> None:
+        """Store `value` under `key` with the store's TTL (0 means no expiry)."""
+        async with self._timed("set"):
+            await self._client.set(key, value, ex=self.ttl_seconds or None)
+
+    async def delete(self, key: str) -> bool:
+        """Remove `key`; True when it existed."""
+        async with self._timed("delete"):
+            return bool(await self._client.delete(key))
+
+    async def read_prefix(self, key: str, prefix_bytes: int) -> ValuePrefix:
+        """The value's first `prefix_bytes` and its length, refreshing its TTL, in one round trip."""
+        async with self._timed("get_header"):
+            async with self._client.pipeline(transaction=False) as pipeline:
+                pipeline.getrange(key, 0, prefix_bytes - 1)
+                pipeline.strlen(key)
+                if self.ttl_seconds:
+                    pipeline.expire(key, self.ttl_seconds)
+                prefix, value_bytes, *_ = await pipeline.execute()
+        return ValuePrefix(bytes(prefix or b""), int(value_bytes or 0))
+
+    async def take_lock(self, lock_key: str, token: str, ttl_ms: int) -> bool:
+        """SET NX PX: True when this caller now holds `lock_key`."""
+        async with self._timed("lock"):
+            return bool(await self._client.set(lock_key, token, nx=True, px=ttl_ms))
+
+    async def release_lock(self, lock_key: str, token: str) -> None:
+        """Delete `lock_key` only if it still holds `token`."""
+        async with self._timed("unlock"):
+            await self._client.eval(_RELEASE_SCRIPT, 1, lock_key, token)
+
+    async def ping(self) -> bool:
+        """True when Redis answers."""
+        try:
+            async with self._timed("ping"):
+                return bool(await self._client.ping())
+        except Unavailable:
+            return False
+
+    async def close(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,98 @@
+"""The asyncio client (grpc.aio): the same API as SamClient with awaitables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+
+from service._proto.sam.v1 import sam_pb2, sam_pb2_grpc
+from service.client.messages import (
+    DEFAULT_EMBED_TIMEOUT_SECONDS,
+    EmbeddedImage,
+    ImageRef,
+    checked,
+    embedded_image_of,
+    make_request,
+    wants_reembedding,
+)
+from service.rpc.channel import channel_options
+
+
+class AsyncSamClient:
+    """The asyncio client; the same API as SamClient with awaitables."""
+
+    def __init__(self, encoder_target: str | None = None, decoder_target: str | None = None, model: str = "") -> None:
+        self.model = model
+        self._encoder_channel = (
+            grpc.aio.insecure_channel(encoder_target, options=channel_options()) if encoder_target else None
+        )
+        self._decoder_channel = (
+            grpc.aio.insecure_channel(decoder_target, options=channel_options()) if decoder_target else None
+        )
+        self.reembeddings = 0
+
+    async def embed(self, image_bytes: bytes, timeout_seconds: float = DEFAULT_EMBED_TIMEOUT_SECONDS) -> EmbeddedImage:
+        if self._encoder_channel is None:
+            raise ValueError("this client has no encoder target")
+        stub = sam_pb2_grpc.EncoderStub(self._encoder_channel)
+        response = await stub.Embed(sam_pb2.EmbedRequest(image=image_bytes, model=self.model), timeout=timeout_seconds)
+        return embedded_image_of(image_bytes, response)
+
+    def open_stream(self, timeout_seconds: float | None = None) -> AsyncSegmentStream:
+        if self._decoder_channel is None:
+            raise ValueError("this client has no decoder target")
+        return AsyncSegmentStream(self, sam_pb2_grpc.DecoderStub(self._decoder_channel), timeout_seconds)
+
+    async def close(self) -> None:
+        for channel in (self._encoder_channel, self._decoder_channel):
+            if channel is not None:
+                await channel.close()
+
+    async def __aenter__(self) -> AsyncSamClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+class AsyncSegmentStream:
+    """One asyncio Segment stream: each `segment` call sends one request and awaits its answer."""
+
+    def __init__(self, client: AsyncSamClient, stub: sam_pb2_grpc.DecoderStub, timeout_seconds: float | None) -> None:
+        self._client = client
+        self.call: Any = stub.Segment(timeout=timeout_seconds)
+
+    async def exchange(self, request: sam_pb2.SegmentRequest) -> sam_pb2.SegmentResponse:
+        """Send one request as is and return its answer; grpc.aio.AioRpcError when the stream ends."""
+        await self.call.write(request)
+        response = await self.call.read()
+        if response is grpc.aio.EOF:
+            # A failed stream raises from read(); EOF means the server closed it cleanly, unasked.
+            raise ConnectionError("the decoder closed the stream without answering")
+        return response  # type: ignore[no-any-return]
+
+    async def segment(
+        self, image: ImageRef, prompts: Sequence[sam_pb2.Prompt], *, raise_on_error: bool = True, **options: Any
+    ) -> sam_pb2.SegmentResponse:
+        """As SegmentStream.segment."""
+        request = make_request(image, prompts, **options)
+        response = await self.exchange(request)
+        if wants_reembedding(image, response) and self._client._encoder_channel is not None:
+            assert isinstance(image, EmbeddedImage)
+            fresh = await self._client.embed(image.image_bytes)
+            self._client.reembeddings += 1
+            request.image_key = fresh.image_key
+            response = await self.exchange(request)
+        return checked(response, raise_on_error)
+
+    async def close(self) -> None:
+        if not self.call.done():
+            self.call.cancel()
+
+    async def __aenter__(self) -> AsyncSegmentStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

@@ -1,0 +1,142 @@
+"""Building requests and reading answers, shared by the blocking and the asyncio client."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+
+from service._proto.sam.v1 import sam_pb2
+from service.constants import LOW_RES_MASK_SIZE
+from service.runtime.mask_formats import decode_packed_bits, decode_png, decode_rle
+
+DEFAULT_EMBED_TIMEOUT_SECONDS = 300.0
+_NOT_FOUND = grpc.StatusCode.NOT_FOUND.value[0]
+
+
+class RequestError(Exception):
+    """A request answered with an in-band error (the stream lives on)."""
+
+    def __init__(self, error: sam_pb2.Error, request_id: str = "") -> None:
+        self.code = _status_code_of_number(error.code)
+        self.message = error.message
+        self.field = error.field
+        self.request_id = request_id
+        super().__init__(f"{self.code.name}: {error.message}")
+
+
+@dataclass(frozen=True)
+class EmbeddedImage:
+    """An image the encoder has embedded; keeps its bytes so the client can embed it again if needed."""
+
+    image_bytes: bytes
+    image_key: str
+    original_size: tuple[int, int]  # rows, columns
+    cached: bool
+    model: str
+
+
+Point = tuple[float, float, int]  # x, y, label (1 foreground, 0 background)
+ImageRef = EmbeddedImage | str  # an embedded image, or a bare image_key (no re-embedding possible)
+
+
+def make_prompt(
+    points: Sequence[Point] = (),
+    box: Sequence[float] | None = None,
+    previous: bool = False,
+    logits: np.ndarray | None = None,
+) -> sam_pb2.Prompt:
+    """One object's prompt: clicks, a box (x0, y0, x1, y1), and a mask prior (the stream's previous best mask,
+    or explicit (256, 256) / (1, 256, 256) logits)."""
+    prompt = sam_pb2.Prompt(points=[sam_pb2.Point(x=x, y=y, label=label) for x, y, label in points])
+    if box is not None:
+        x0, y0, x1, y1 = box
+        prompt.box.CopyFrom(sam_pb2.Box(x0=x0, y0=y0, x1=x1, y1=y1))
+    if previous:
+        prompt.mask_input.previous = True
+    elif logits is not None:
+        array = np.ascontiguousarray(np.asarray(logits, dtype="<f4").reshape(-1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE))
+        prompt.mask_input.logits.CopyFrom(
+            sam_pb2.LowResLogits(
+                size=sam_pb2.ImageSize(height=LOW_RES_MASK_SIZE, width=LOW_RES_MASK_SIZE),
+                count=array.shape[0],
+                data=array.tobytes(),
+            )
+        )
+    return prompt
+
+
+def make_request(
+    image: ImageRef,
+    prompts: Sequence[sam_pb2.Prompt],
+    *,
+    multimask_output: bool = False,
+    mask_format: int = sam_pb2.MASK_FORMAT_RLE,
+    return_logits: bool = False,
+    request_id: str = "",
+) -> sam_pb2.SegmentRequest:
+    return sam_pb2.SegmentRequest(
+        request_id=request_id,
+        image_key=_key_of(image),
+        prompts=list(prompts),
+        multimask_output=multimask_output,
+        format=mask_format,  # type: ignore[arg-type]
+        return_logits=return_logits,
+    )
+
+
+def mask_of(mask: sam_pb2.Mask) -> np.ndarray:
+    """The full-resolution (H, W) boolean mask, whichever encoding it came in."""
+    encoding = mask.WhichOneof("encoding")
+    if encoding == "rle":
+        return decode_rle(list(mask.rle.counts), (mask.rle.size.height, mask.rle.size.width))
+    if encoding == "png":
+        return decode_png(mask.png)
+    if encoding == "packed_bits":
+        return decode_packed_bits(mask.packed_bits.bits, (mask.packed_bits.size.height, mask.packed_bits.size.width))
+    raise ValueError("the mask carries no pixels (MASK_FORMAT_NONE)")
+
+
+def logits_of(object_masks: sam_pb2.ObjectMasks) -> np.ndarray:
+    """(C, 256, 256) float32 low-res logits of an answer asked with return_logits."""
+    logits = object_masks.low_res_logits
+    if not logits.count:
+        raise ValueError("the answer carries no logits (ask with return_logits=True)")
+    return np.frombuffer(logits.data, dtype="<f4").reshape(logits.count, logits.size.height, logits.size.width)
+
+
+def best_logits_of(object_masks: sam_pb2.ObjectMasks) -> np.ndarray:
+    """(256, 256) logits of the highest-scoring mask: what to send back as an explicit prior."""
+    best = int(np.argmax([mask.score for mask in object_masks.masks]))
+    return logits_of(object_masks)[best]
+
+
+def embedded_image_of(image_bytes: bytes, response: sam_pb2.EmbedResponse) -> EmbeddedImage:
+    return EmbeddedImage(
+        image_bytes=image_bytes,
+        image_key=response.image_key,
+        original_size=(response.original_size.height, response.original_size.width),
+        cached=response.cached,
+        model=response.model,
+    )
+
+
+def wants_reembedding(image: ImageRef, response: sam_pb2.SegmentResponse) -> bool:
+    """True when the key is unknown or expired and we hold the image to embed again."""
+    return isinstance(image, EmbeddedImage) and response.HasField("error") and response.error.code == _NOT_FOUND
+
+
+def checked(response: sam_pb2.SegmentResponse, raise_on_error: bool) -> sam_pb2.SegmentResponse:
+    if raise_on_error and response.HasField("error"):
+        raise RequestError(response.error, response.request_id)
+    return response
+
+
+def _key_of(image: ImageRef) -> str:
+    return image.image_key if isinstance(image, EmbeddedImage) else image
+
+
+def _status_code_of_number(number: int) -> grpc.StatusCode:
+    return next((code for code in grpc.StatusCode if code.value[0] == number), grpc.StatusCode.UNKNOWN)

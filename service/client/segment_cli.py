@@ -1,0 +1,123 @@
+"""`samsvc segment`: embed an image and prompt it on the running stack; write an overlay PNG and/or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from service.client.settings import ClientSettings
+from service.settings import add_settings
+
+
+def _point(text: str) -> tuple[float, float, int]:
+    parts = text.split(",")
+    if len(parts) not in (2, 3):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected x,y or x,y,label")
+    try:
+        label = int(parts[2]) if len(parts) == 3 else 1
+        return (float(parts[0]), float(parts[1]), label)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
+
+
+def _box(text: str) -> tuple[float, float, float, float]:
+    parts = text.split(",")
+    if len(parts) != 4:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected x0,y0,x1,y1")
+    try:
+        x0, y0, x1, y1 = (float(part) for part in parts)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
+    return (x0, y0, x1, y1)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "segment",
+        help="Segment one object in an image on the running stack; write an overlay PNG and/or JSON.",
+        description=(
+            "Embeds IMAGE with the encoder, sends the prompt to the decoder, and writes an overlay of the best mask "
+            "(--all: the three masks with their scores) to --out, and/or prints JSON (COCO RLE, scores, bbox, area)."
+        ),
+    )
+    parser.add_argument("image", type=Path, help="the image file")
+    parser.add_argument(
+        "--point", type=_point, action="append", default=[], metavar="X,Y[,LABEL]",
+        help="a click in image pixels; LABEL 1 foreground (default) or 0 background; repeatable",
+    )  # fmt: skip
+    parser.add_argument("--box", type=_box, metavar="X0,Y0,X1,Y1", help="a box around the object, in image pixels")
+    parser.add_argument("--out", type=Path, help="write the overlay PNG here")
+    parser.add_argument("--all", action="store_true", help="ask for three masks and draw them all with their scores")
+    parser.add_argument("--json", action="store_true", help="print the answer as JSON on stdout")
+    add_settings(parser, ClientSettings)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import grpc
+
+    from service.client import RequestError, SamClient, make_prompt, mask_of
+    from service.client.overlay import overlay_all, overlay_best
+    from service.errors import ServiceError
+    from service.logs import configure_logging
+    from service.runtime.image_file import decode_image
+    from service.settings import settings_from_args
+
+    settings = settings_from_args(ClientSettings, args)
+    configure_logging(settings.log_level, settings.log_format)
+    if not args.point and args.box is None:
+        print("give at least one --point or a --box", file=sys.stderr)
+        return 2
+    if args.out is None and not args.json:
+        print("nothing to do: give --out PATH and/or --json", file=sys.stderr)
+        return 2
+    image_bytes = args.image.read_bytes()
+    try:
+        with SamClient(settings.encoder, settings.decoder) as client:
+            image = client.embed(image_bytes, timeout_seconds=settings.timeout_seconds)
+            with client.open_stream(timeout_seconds=settings.timeout_seconds) as stream:
+                answer = stream.segment(
+                    image, [make_prompt(points=args.point, box=args.box)], multimask_output=args.all
+                )
+    except grpc.RpcError as error:
+        print(f"samsvc segment: {error.code().name}: {error.details()}", file=sys.stderr)
+        return 1
+    except RequestError as error:
+        print(f"samsvc segment: {error} (field {error.field or '-'})", file=sys.stderr)
+        return 1
+    masks_proto = list(answer.objects[0].masks)
+    masks = [mask_of(mask) for mask in masks_proto]
+    scores = [mask.score for mask in masks_proto]
+    if args.out is not None:
+        try:
+            rgb = decode_image(image_bytes)
+        except ServiceError as error:
+            print(f"samsvc segment: cannot draw on the image: {error}", file=sys.stderr)
+            return 1
+        draw = overlay_all if args.all else overlay_best
+        draw(rgb, masks, scores, list(args.point), args.box).save(args.out, format="PNG")
+    if args.json:
+        print(json.dumps(answer_json(image.image_key, image.original_size, image.model, masks_proto)))
+    return 0
+
+
+def answer_json(image_key: str, original_size: tuple[int, int], model: str, masks: list[Any]) -> dict[str, Any]:
+    """The answer for one object as plain JSON: COCO RLE ({"size": [h, w], "counts": [...]}), scores, bbox, area."""
+    return {
+        "image_key": image_key,
+        "model": model,
+        "original_size": {"height": original_size[0], "width": original_size[1]},
+        "masks": [
+            {
+                "score": round(float(mask.score), 6),
+                "stability_score": round(float(mask.stability_score), 6),
+                "area": int(mask.area),
+                "bbox": [mask.bbox.x, mask.bbox.y, mask.bbox.width, mask.bbox.height],
+                "rle": {"size": [mask.rle.size.height, mask.rle.size.width], "counts": list(mask.rle.counts)},
+            }
+            for mask in masks
+        ],
+    }

@@ -1,0 +1,69 @@
+"""The gRPC face of Segment: a stream of requests in, answers out in order; a request's own fault answered
+in-band, any other error ends the stream through the one status table. The logic is in
+service.decoder.segment."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+
+import grpc
+
+from service._proto.sam.v1 import sam_pb2, sam_pb2_grpc
+from service.decoder.metrics import REQUEST_ERRORS, STREAMS_IN_FLIGHT
+from service.decoder.segment import Segmenter, is_in_band
+from service.decoder.session import StreamSession
+from service.errors import ServiceError
+from service.logs import bind_log_context, log_context
+from service.rpc.decoder_convert import error_response, query_of_request, response_of_result
+from service.rpc.status import abort_with, domain_error_of, status_code_of
+
+log = logging.getLogger(__name__)
+
+
+class DecoderServicer(sam_pb2_grpc.DecoderServicer):
+    def __init__(self, segmenter: Segmenter) -> None:
+        self.segmenter = segmenter
+
+    async def Segment(  # noqa: N802 - the gRPC method name
+        self, request_iterator: AsyncIterator[sam_pb2.SegmentRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[sam_pb2.SegmentResponse]:
+        """Requests are answered one after another, which keeps the order and lets `previous` see the last answer.
+
+        Streams run concurrently with each other; a cancelled stream's pending decode is dropped with it.
+        """
+        STREAMS_IN_FLIGHT.inc()
+        bind_log_context(stream=secrets.token_hex(4), model=self.segmenter.source.model_id)
+        session = StreamSession()
+        try:
+            async for request in request_iterator:
+                try:
+                    with log_context(request_id=request.request_id):
+                        response = await self._answer(request, session)
+                except ServiceError as error:
+                    await abort_with(context, error)
+                    return
+                yield response
+        finally:
+            STREAMS_IN_FLIGHT.dec()
+
+    async def _answer(self, request: sam_pb2.SegmentRequest, session: StreamSession) -> sam_pb2.SegmentResponse:
+        """The response to `request`, its own fault answered in-band; raises the error that ends the stream."""
+        try:
+            result = await self.segmenter.answer(query_of_request(request, session))
+        except Exception as raised:
+            error = domain_error_of(raised)
+            REQUEST_ERRORS.labels(status_code_of(error).name).inc()
+            if not is_in_band(error):
+                log.warning("Segment stream ends: %s", error)
+                if error is raised:
+                    raise
+                raise error from raised
+            return error_response(request, error)
+        session.remember(result.image_key, result.predictions)
+        return response_of_result(result)
+
+
+def add_decoder_servicer(server: grpc.aio.Server, segmenter: Segmenter) -> None:
+    sam_pb2_grpc.add_DecoderServicer_to_server(DecoderServicer(segmenter), server)

@@ -1,0 +1,40 @@
+"""The gRPC face of Embed: messages in and out, errors through the one status table; the logic is in
+service.encoder.embed."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+
+from service._proto.sam.v1 import sam_pb2, sam_pb2_grpc
+from service.encoder.embed import Embedder
+from service.logs import log_context
+from service.rpc.status import abort_with
+
+
+class EncoderServicer(sam_pb2_grpc.EncoderServicer):
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+
+    async def Embed(  # noqa: N802 - the generated base class's name
+        self, request: sam_pb2.EmbedRequest, context: grpc.aio.ServicerContext
+    ) -> sam_pb2.EmbedResponse:
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
+        with log_context(model=self.embedder.model.model_id):
+            try:
+                result = await self.embedder.embed(request.image, request.model, deadline)
+            except Exception as error:
+                await abort_with(context, error)
+        rows, columns = result.original_size
+        return sam_pb2.EmbedResponse(
+            image_key=str(result.image_key),
+            cached=result.cached,
+            original_size=sam_pb2.ImageSize(height=rows, width=columns),
+            model=result.model_id,
+        )
+
+
+def add_encoder_servicer(server: grpc.aio.Server, embedder: Embedder) -> None:
+    sam_pb2_grpc.add_EncoderServicer_to_server(EncoderServicer(embedder), server)

@@ -1,0 +1,100 @@
+"""Server interceptors: RED metrics per RPC, labelled with the final status code (go-grpc-prometheus names)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from service.metrics import RPC_HANDLED, RPC_MESSAGES_RECEIVED, RPC_MESSAGES_SENT, RPC_SECONDS, RPC_STARTED
+
+
+def _status_name(context: grpc.aio.ServicerContext, fallback: grpc.StatusCode) -> str:
+    code = context.code() if hasattr(context, "code") else None
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    if isinstance(code, int):
+        return next((status.name for status in grpc.StatusCode if status.value[0] == code), fallback.name)
+    return fallback.name
+
+
+class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Counts and times every unary and bidirectional-stream RPC, labelled with its final status code."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        service_name, _, method_name = handler_call_details.method.lstrip("/").rpartition("/")
+        if handler.unary_unary is not None:
+            labels = (service_name, method_name, "unary")
+            return grpc.unary_unary_rpc_method_handler(
+                _timed_unary(handler.unary_unary, labels),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream is not None:
+            labels = (service_name, method_name, "bidi_stream")
+            return grpc.stream_stream_rpc_method_handler(
+                _timed_stream(handler.stream_stream, labels),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+
+def _timed_unary(behavior: Callable[..., Awaitable[Any]], labels: tuple[str, str, str]) -> Callable[..., Any]:
+    async def timed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        RPC_STARTED.labels(*labels).inc()
+        started = time.perf_counter()
+        fallback = grpc.StatusCode.UNKNOWN
+        try:
+            response = await behavior(request, context)
+            fallback = grpc.StatusCode.OK
+            return response
+        except BaseException as error:
+            fallback = _fallback_code(error)
+            raise
+        finally:
+            RPC_HANDLED.labels(*labels, _status_name(context, fallback)).inc()
+            RPC_SECONDS.labels(*labels).observe(time.perf_counter() - started)
+
+    return timed
+
+
+def _timed_stream(behavior: Callable[..., AsyncIterator[Any]], labels: tuple[str, str, str]) -> Callable[..., Any]:
+    async def counted(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async for request in requests:
+            RPC_MESSAGES_RECEIVED.labels(*labels).inc()
+            yield request
+
+    async def timed(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        RPC_STARTED.labels(*labels).inc()
+        started = time.perf_counter()
+        fallback = grpc.StatusCode.UNKNOWN
+        try:
+            async for response in behavior(counted(requests), context):
+                RPC_MESSAGES_SENT.labels(*labels).inc()
+                yield response
+            fallback = grpc.StatusCode.OK
+        except BaseException as error:
+            fallback = _fallback_code(error)
+            raise
+        finally:
+            RPC_HANDLED.labels(*labels, _status_name(context, fallback)).inc()
+            RPC_SECONDS.labels(*labels).observe(time.perf_counter() - started)
+
+    return timed
+
+
+def _fallback_code(error: BaseException) -> grpc.StatusCode:
+    if isinstance(error, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED
+    return grpc.StatusCode.UNKNOWN

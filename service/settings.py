@@ -1,0 +1,231 @@
+"""Settings declared once: each is a dataclass field with its default and help, from which come its flag
+(`--redis-url`), its environment variable (`SAMSVC_REDIS_URL`), its type and its line in `--help`.
+
+The environment is read when the arguments are turned into settings, not when the parser is built; a flag
+wins over its variable, the variable over the default. An empty variable counts as unset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+ENV_PREFIX = "SAMSVC_"
+_METADATA_KEY = "samsvc_setting"
+
+Settings = TypeVar("Settings")
+
+
+class SettingsError(ValueError):
+    """A setting's value cannot be read as its type (named with the flag or variable it came from)."""
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """What the command line and the environment need to know of one setting besides its type and default."""
+
+    help: str
+    secret: bool = False
+
+
+def setting(default: Any, help: str, *, secret: bool = False) -> Any:
+    """A settings field: its default, its help line and whether its value is a secret (masked in logs)."""
+    return dataclasses.field(default=default, metadata={_METADATA_KEY: SettingSpec(help, secret)})
+
+
+def with_default(settings_class: type, name: str, default: Any) -> Any:
+    """The field `name` of `settings_class` with another default (a service's own port), keeping its help."""
+    (base,) = (field for field in dataclasses.fields(settings_class) if field.name == name)
+    return dataclasses.field(default=default, metadata=base.metadata)
+
+
+def flag_of(name: str) -> str:
+    """The flag of a field: redis_url → --redis-url."""
+    return "--" + name.replace("_", "-")
+
+
+def env_name(name_or_flag: str) -> str:
+    """The environment variable of a field or flag: redis_url or --redis-url → SAMSVC_REDIS_URL."""
+    return ENV_PREFIX + name_or_flag.lstrip("-").replace("-", "_").upper()
+
+
+def add_settings(parser: argparse.ArgumentParser | argparse._ArgumentGroup, settings_class: type) -> None:
+    """One flag per field of `settings_class`; unset flags stay None so settings_from_args can tell them apart."""
+    hints = typing.get_type_hints(settings_class)
+    for field in dataclasses.fields(settings_class):
+        spec = field.metadata.get(_METADATA_KEY)
+        if spec is None:
+            continue
+        kind = _Kind.of(hints[field.name])
+        shown_default = "none" if field.default in (None, ()) else field.default
+        options: dict[str, Any] = {
+            "dest": field.name,
+            "default": None,
+            "help": f"{spec.help} [env {env_name(field.name)}; default: {shown_default}]".replace("%", "%%"),
+        }
+        if kind.choices:
+            options["choices"] = kind.choices
+        if kind.repeated:
+            options.update(action="append", type=kind.parse_one, metavar=field.name.upper().rstrip("S"))
+        elif kind.base is bool:
+            options.update(action=argparse.BooleanOptionalAction)
+        else:
+            options.update(type=kind.parse_one, metavar=field.name.upper())
+        parser.add_argument(flag_of(field.name), **options)
+
+
+def settings_from_args(
+    settings_class: type[Settings], args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """The settings from parsed flags, then the environment (`os.environ` unless given), then the defaults."""
+    environ = os.environ if environ is None else environ
+    hints = typing.get_type_hints(settings_class)
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(settings_class):  # type: ignore[arg-type]
+        if _METADATA_KEY not in field.metadata:
+            continue
+        kind = _Kind.of(hints[field.name])
+        given = getattr(args, field.name, None)
+        if given is not None:
+            values[field.name] = kind.finish(given)
+            continue
+        variable = env_name(field.name)
+        text = environ.get(variable, "")
+        if text != "":
+            values[field.name] = kind.parse_env(text, variable)
+    return settings_class(**values)
+
+
+def parse_settings(
+    settings_class: type[Settings], argv: list[str], environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings from a command line of only these settings' flags (for tests and embedding)."""
+    parser = argparse.ArgumentParser()
+    add_settings(parser, settings_class)
+    return settings_from_args(settings_class, parser.parse_args(argv), environ)
+
+
+def describe_settings(settings: Any) -> str:
+    """One line per setting, secrets and URL passwords masked, for the start-up log."""
+    lines = []
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        spec = field.metadata.get(_METADATA_KEY)
+        if spec is not None and spec.secret and value:
+            value = "***"
+        elif isinstance(value, str) and "://" in value:
+            value = mask_url_password(value)
+        lines.append(f"  {field.name} = {value}")
+    return "\n".join(lines)
+
+
+def mask_url_password(url: str) -> str:
+    """The URL with any password replaced by ***, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"{text!r} is not a boolean (true/false, 1/0, yes/no)")
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """How to read one setting from text: its base type, optional-ness, repetition and allowed values."""
+
+    base: type
+    optional: bool
+    repeated: bool
+    choices: tuple[str, ...] | None
+
+    @classmethod
+    def of(cls, hint: Any) -> _Kind:
+        optional = False
+        arguments = typing.get_args(hint)
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+            optional = type(None) in arguments
+            (hint,) = (argument for argument in arguments if argument is not type(None))
+            arguments = typing.get_args(hint)
+        repeated = typing.get_origin(hint) is tuple
+        if repeated:
+            hint = arguments[0]
+            arguments = typing.get_args(hint)
+        choices = None
+        if typing.get_origin(hint) is Literal:
+            choices = tuple(str(argument) for argument in arguments)
+            hint = str
+        return cls(hint, optional, repeated, choices)
+
+    @property
+    def parse_one(self) -> Callable[[str], Any]:
+        if self.base is bool:
+            return _parse_bool
+        return self.base
+
+    def finish(self, value: Any) -> Any:
+        """A parsed flag value as the field holds it: "" is None for optional fields, lists are tuples."""
+        if self.repeated:
+            return tuple(value)
+        if self.optional and value == "":
+            return None
+        return value
+
+    def parse_env(self, text: str, variable: str) -> Any:
+        try:
+            if self.repeated:
+                return tuple(self.parse_one(item.strip()) for item in text.split(",") if item.strip())
+            value = self.parse_one(text)
+        except ValueError as error:
+            raise SettingsError(f"{variable}={text!r}: {error}") from None
+        if self.choices and value not in self.choices:
+            raise SettingsError(f"{variable}={text!r}: must be one of {', '.join(self.choices)}")
+        return value
+
+
+LogFormat = Literal["text", "json"]
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    """Every command's logging."""
+
+    log_level: str = setting("INFO", "Python logging level.")
+    log_format: LogFormat = setting("text", "Log lines as text for people or JSON objects for machines.")
+
+
+@dataclass(frozen=True)
+class ServiceSettings(LoggingSettings):
+    """The settings both services share; each service's settings extend these (and set its own ports)."""
+
+    host: str = setting("0.0.0.0", "Address the gRPC server binds.")
+    port: int = setting(0, "gRPC port.")
+    metrics_host: str = setting("0.0.0.0", "Address of the Prometheus /metrics server.")
+    metrics_port: int = setting(0, "Prometheus port; 0 disables.")
+    redis_url: str = setting("redis://127.0.0.1:6379/0", "Redis holding the embeddings; rediss:// for TLS.")
+    redis_password: str | None = setting(None, "Redis password (overrides one in the URL).", secret=True)
+    checkpoint: Path | None = setting(None, "SAM checkpoint (.pth, official format).")
+    arch: str | None = setting(None, "Expected architecture (vit_h, vit_l, vit_b, tiny); checked.")
+    model_id: str | None = setting(
+        None, "Model id of the cache keys; default: architecture + hash of the checkpoint's weights."
+    )
+    health_check_seconds: float = setting(2.0, "Interval of the dependency checks behind gRPC health.")

@@ -1,0 +1,70 @@
+"""Settings and health helpers for tests that start the real services (fixtures live in the conftest files)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from service.decoder.settings import DecoderSettings
+from service.encoder.settings import EncoderSettings
+from service.runtime.checkpoint import CheckpointInfo
+from service.triton.launcher import TritonServer
+
+
+def make_triton_server(checkpoint: CheckpointInfo) -> TritonServer:
+    """A local CPU tritonserver serving model_repo/ with `checkpoint` (not started)."""
+    # No model id given: model.py hashes the checkpoint itself, so tests prove both sides agree on the id.
+    return TritonServer(checkpoint=checkpoint.path)
+
+
+def encoder_settings(redis_url: str, triton_url: str, model_id: str, **overrides: object) -> EncoderSettings:
+    """Settings for a test encoder on a free loopback port, without a metrics port."""
+    values: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "metrics_port": 0,
+        "redis_url": redis_url,
+        "triton_url": triton_url,
+        "model_id": model_id,
+        "health_check_seconds": 0.25,
+        "triton_timeout_seconds": 30.0,
+        "single_flight_wait_seconds": 30.0,
+    }
+    values.update(overrides)
+    return EncoderSettings(**values)  # type: ignore[arg-type]
+
+
+def decoder_settings(checkpoint: CheckpointInfo, redis_url: str, **overrides: object) -> DecoderSettings:
+    """Settings for a test decoder of `checkpoint` on a free loopback port, without a metrics port."""
+    values: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "metrics_port": 0,
+        "redis_url": redis_url,
+        "checkpoint": checkpoint.path,
+        "model_id": checkpoint.model_id,
+    }
+    values.update(overrides)
+    return DecoderSettings(**values)  # type: ignore[arg-type]
+
+
+async def health_status(address: str, service: str = "") -> int:
+    async with grpc.aio.insecure_channel(address) as channel:
+        response = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service))
+        return int(response.status)
+
+
+async def wait_for_health(address: str, serving: bool, timeout_seconds: float = 30.0) -> None:
+    """Return once the server's overall health is SERVING (or NOT_SERVING); fail after the timeout."""
+    wanted = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    deadline = time.monotonic() + timeout_seconds
+    status = None
+    while time.monotonic() < deadline:
+        status = await health_status(address)
+        if status == wanted:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"health of {address} stayed {status}, wanted {wanted}, for {timeout_seconds} s")

@@ -1,0 +1,106 @@
+"""Checkpoints: the official format in and out, model ids, and roles that hold only their own weights."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from segment_anything.build_sam import _build_sam, sam_model_registry
+
+from service.constants import PIXEL_MEAN, PIXEL_STD
+from service.runtime.architectures import ARCHITECTURES, get_architecture
+from service.runtime.build import build_sam
+from service.runtime.checkpoint import CheckpointInfo, inspect_checkpoint, make_test_checkpoint
+from service.runtime.image_encoder import ImageEncoderRole
+from service.runtime.prompt_decoder import PromptDecoderRole
+
+
+def test_make_test_cli_writes_a_checkpoint_the_reference_builder_loads(tmp_path: Path) -> None:
+    out = tmp_path / "tiny.pth"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "checkpoint",
+            "make-test",
+            "--arch",
+            "tiny",
+            "--seed",
+            "7",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "tiny-" in result.stdout and "mean nothing" in result.stdout
+    tiny = ARCHITECTURES["tiny"]
+    sam = _build_sam(
+        encoder_embed_dim=tiny.encoder_embed_dim,
+        encoder_depth=tiny.encoder_depth,
+        encoder_num_heads=tiny.encoder_num_heads,
+        encoder_global_attn_indexes=list(tiny.encoder_global_attn_indexes),
+        checkpoint=str(out),
+    )
+    assert sum(p.numel() for p in sam.parameters()) > 0
+
+
+@pytest.mark.slow
+def test_vit_b_test_checkpoint_loads_through_the_registry(tmp_path: Path) -> None:
+    path = make_test_checkpoint("vit_b", 0, tmp_path / "vit_b.pth")
+    sam = sam_model_registry["vit_b"](checkpoint=str(path))
+    assert sam.image_encoder.patch_embed.proj.weight.shape[0] == 768
+    assert inspect_checkpoint(path).arch.name == "vit_b"
+
+
+def test_model_id_is_architecture_and_content_hash(tmp_path: Path) -> None:
+    first = inspect_checkpoint(make_test_checkpoint("tiny", 3, tmp_path / "a.pth"))
+    same = inspect_checkpoint(make_test_checkpoint("tiny", 3, tmp_path / "b.pth"))
+    other = inspect_checkpoint(make_test_checkpoint("tiny", 4, tmp_path / "c.pth"))
+    assert first.model_id.startswith("tiny-") and len(first.model_id) == len("tiny-") + 16
+    assert first.model_id == same.model_id
+    assert first.model_id != other.model_id
+    assert inspect_checkpoint(first.path, model_id="given").model_id == "given"
+
+
+def test_architecture_mismatch_is_refused(tiny_checkpoint: CheckpointInfo) -> None:
+    with pytest.raises(ValueError, match="holds a tiny checkpoint, not vit_h"):
+        inspect_checkpoint(tiny_checkpoint.path, "vit_h")
+    with pytest.raises(ValueError, match="unknown architecture"):
+        get_architecture("vit_xxl")
+
+
+def test_non_checkpoint_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.pth"
+    torch.save({"weight": torch.zeros(3)}, path)
+    with pytest.raises(ValueError, match="not a SAM checkpoint"):
+        inspect_checkpoint(path)
+
+
+def test_decoder_role_holds_no_image_encoder_weights(tiny_checkpoint: CheckpointInfo) -> None:
+    role = PromptDecoderRole(tiny_checkpoint)
+    sam = build_sam(tiny_checkpoint.arch, device="meta")
+    expected = sum(p.numel() for m in (sam.prompt_encoder, sam.mask_decoder) for p in m.parameters())
+    assert role.parameter_count() == expected
+    assert not hasattr(role, "image_encoder")
+    owned = {id(t) for m in (role.prompt_encoder, role.mask_decoder) for t in (*m.parameters(), *m.buffers())}
+    assert all(not t.is_meta for m in (role.prompt_encoder, role.mask_decoder) for t in m.parameters())
+    assert len(owned) > 0
+
+
+def test_encoder_role_holds_only_the_image_encoder(tiny_checkpoint: CheckpointInfo) -> None:
+    role = ImageEncoderRole(tiny_checkpoint)
+    sam = build_sam(tiny_checkpoint.arch, device="meta")
+    assert sum(p.numel() for p in role.encoder.parameters()) == sum(p.numel() for p in sam.image_encoder.parameters())
+    assert not hasattr(role, "mask_decoder") and not hasattr(role, "prompt_encoder")
+
+
+def test_pixel_normalisation_matches_the_builder() -> None:
+    sam = build_sam(get_architecture("tiny"))
+    assert sam.pixel_mean.flatten().tolist() == pytest.approx(PIXEL_MEAN)
+    assert sam.pixel_std.flatten().tolist() == pytest.approx(PIXEL_STD)

@@ -1,0 +1,163 @@
+"""The numerical contract: the service's runtime against segment_anything.SamPredictor, same checkpoint.
+
+Tolerances (DESIGN.md): low-res logits within 1e-3 absolute, scores within 1e-4, full-size masks IoU ≥ 0.999,
+and IoU ≥ 0.999 still after the embedding's float16 round trip through the codec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from segment_anything import SamPredictor
+
+from service.cache.codec import decode_embedding, encode_embedding
+from service.image_info import ImageInfo
+from service.runtime.checkpoint import CheckpointInfo
+from service.runtime.image_encoder import ImageEncoderRole
+from service.runtime.image_file import decode_image
+from service.runtime.preprocess import prepare_encoder_input
+from service.runtime.prompt_decoder import ObjectPrediction, PromptDecoderRole
+from service.runtime.prompts import Prompt
+from tests.numerical_contract import LOGITS_ATOL, MIN_IOU, SCORES_ATOL, iou, reference_sam
+from tests.support.images import sample_image_files
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Reference:
+    """A SamPredictor with the image set, and our runtime's embedding of the same image."""
+
+    predictor: SamPredictor
+    embedding: np.ndarray
+    info: ImageInfo
+
+
+@pytest.fixture(scope="module")
+def predictor_model(tiny_checkpoint: CheckpointInfo) -> torch.nn.Module:
+    return reference_sam(tiny_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def encoder(tiny_checkpoint: CheckpointInfo) -> ImageEncoderRole:
+    return ImageEncoderRole(tiny_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def decoder(tiny_checkpoint: CheckpointInfo) -> PromptDecoderRole:
+    return PromptDecoderRole(tiny_checkpoint)
+
+
+_REFERENCES: dict[str, Reference] = {}
+
+
+@pytest.fixture(params=sorted(sample_image_files()), scope="module")
+def reference(request: pytest.FixtureRequest, predictor_model: torch.nn.Module, encoder: ImageEncoderRole) -> Reference:
+    name = request.param
+    if name not in _REFERENCES:
+        rgb = decode_image(sample_image_files()[name])
+        predictor = SamPredictor(predictor_model)
+        predictor.set_image(rgb)
+        padded, info = prepare_encoder_input(rgb)
+        embedding = encoder.encode(padded[None], np.array([info.input_size]))[0]
+        _REFERENCES[name] = Reference(predictor, embedding, info)
+    return _REFERENCES[name]
+
+
+def reference_predict(predictor: SamPredictor, prompt: Prompt, multimask: bool) -> tuple[np.ndarray, ...]:
+    return predictor.predict(
+        point_coords=prompt.point_coords,
+        point_labels=prompt.point_labels,
+        box=prompt.box,
+        mask_input=prompt.mask_input,
+        multimask_output=multimask,
+    )
+
+
+def assert_matches_reference(ours: ObjectPrediction, masks: np.ndarray, scores: np.ndarray, logits: np.ndarray) -> None:
+    assert ours.masks.shape == masks.shape
+    assert np.abs(ours.low_res_logits - logits).max() <= LOGITS_ATOL
+    assert np.abs(ours.scores - scores).max() <= SCORES_ATOL
+    for index in range(masks.shape[0]):
+        assert iou(ours.masks[index], masks[index]) >= MIN_IOU
+
+
+def prompts_for(info: ImageInfo) -> dict[str, Prompt]:
+    rows, columns = info.original_size
+    return {
+        "one_point": Prompt(np.array([[columns * 0.4, rows * 0.55]]), np.array([1])),
+        "points_with_negatives": Prompt(
+            np.array([[columns * 0.3, rows * 0.3], [columns * 0.7, rows * 0.6], [columns * 0.5, rows * 0.9]]),
+            np.array([1, 0, 1]),
+        ),
+        "box": Prompt(box=np.array([columns * 0.1, rows * 0.2, columns * 0.6, rows * 0.8])),
+        "box_and_points": Prompt(
+            np.array([[columns * 0.35, rows * 0.5], [columns * 0.2, rows * 0.25]]),
+            np.array([1, 0]),
+            box=np.array([columns * 0.15, rows * 0.1, columns * 0.9, rows * 0.95]),
+        ),
+        "edge_point": Prompt(np.array([[float(columns), 0.0]]), np.array([1])),
+    }
+
+
+def test_embedding_matches_reference(reference: Reference) -> None:
+    expected = reference.predictor.features[0].numpy()
+    assert reference.embedding.shape == expected.shape
+    assert np.abs(reference.embedding - expected).max() <= 1e-4
+    assert reference.info.original_size == reference.predictor.original_size
+    assert reference.info.input_size == reference.predictor.input_size
+
+
+@pytest.mark.parametrize("multimask", [True, False])
+@pytest.mark.parametrize("prompt_name", ["one_point", "points_with_negatives", "box", "box_and_points", "edge_point"])
+def test_prompt_matches_reference(
+    reference: Reference, decoder: PromptDecoderRole, prompt_name: str, multimask: bool
+) -> None:
+    prompt = prompts_for(reference.info)[prompt_name]
+    (ours,) = decoder.decode(reference.embedding, reference.info, [prompt], multimask)
+    assert ours.scores.shape == ((3,) if multimask else (1,))
+    assert_matches_reference(ours, *reference_predict(reference.predictor, prompt, multimask))
+
+
+def test_mask_input_from_previous_answer(reference: Reference, decoder: PromptDecoderRole) -> None:
+    first = prompts_for(reference.info)["one_point"]
+    (previous,) = decoder.decode(reference.embedding, reference.info, [first], True)
+    _, ref_scores, ref_logits = reference_predict(reference.predictor, first, True)
+    best_logits = ref_logits[np.argmax(ref_scores)][None]
+    ours_best = previous.low_res_logits[previous.best_index][None]
+    assert previous.best_index == int(np.argmax(ref_scores))
+    refine_points = np.concatenate([first.point_coords, [[reference.info.original_size[1] * 0.6, 10.0]]])  # type: ignore[list-item]
+    ours_prompt = Prompt(refine_points, np.array([1, 0]), mask_input=ours_best)
+    ref_prompt = Prompt(refine_points, np.array([1, 0]), mask_input=best_logits)
+    (ours,) = decoder.decode(reference.embedding, reference.info, [ours_prompt], False)
+    assert_matches_reference(ours, *reference_predict(reference.predictor, ref_prompt, False))
+
+
+def test_several_objects_in_one_batch(reference: Reference, decoder: PromptDecoderRole) -> None:
+    prompts = prompts_for(reference.info)
+    rows, columns = reference.info.original_size
+    extra_box = Prompt(box=np.array([columns * 0.5, rows * 0.05, columns * 0.95, rows * 0.5]))
+    batch = [
+        prompts["box"],
+        prompts["one_point"],
+        extra_box,
+        prompts["box_and_points"],
+        prompts["points_with_negatives"],
+    ]
+    answers = decoder.decode(reference.embedding, reference.info, batch, True)
+    assert len(answers) == len(batch)
+    for prompt, ours in zip(batch, answers, strict=True):
+        assert_matches_reference(ours, *reference_predict(reference.predictor, prompt, True))
+
+
+def test_float16_round_trip_keeps_masks(reference: Reference, decoder: PromptDecoderRole) -> None:
+    stored = decode_embedding(encode_embedding(reference.embedding, reference.info, "tiny-test"), "tiny-test")
+    assert stored.info == reference.info
+    for prompt in prompts_for(reference.info).values():
+        (ours,) = decoder.decode(stored.embedding, stored.info, [prompt], True)
+        masks, _, _ = reference_predict(reference.predictor, prompt, True)
+        for index in range(masks.shape[0]):
+            assert iou(ours.masks[index], masks[index]) >= MIN_IOU
