@@ -15,5 +15,3 @@ PIXEL_STD: Final = (58.395, 57.12, 57.375)
 MASK_THRESHOLD: Final = 0.0
 # Offset of the stability score (SAM's automatic mask generator default).
 STABILITY_SCORE_OFFSET: Final = 1.0
-# Cache keys: "sam:<model id>:<sha256 hex of the image bytes>".
-EMBEDDING_KEY_PREFIX: Final = "sam"

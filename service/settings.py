@@ -73,12 +73,14 @@ def add_settings(parser: argparse.ArgumentParser | argparse._ArgumentGroup, sett
         }
         if kind.choices:
             options["choices"] = kind.choices
+            options["metavar"] = "{" + ",".join(kind.choices) + "}"
         if kind.repeated:
             options.update(action="append", type=kind.parse_one, metavar=field.name.upper().rstrip("S"))
         elif kind.base is bool:
             options.update(action=argparse.BooleanOptionalAction)
         else:
-            options.update(type=kind.parse_one, metavar=field.name.upper())
+            options.setdefault("metavar", field.name.upper())
+            options.update(type=kind.parse_one)
         parser.add_argument(flag_of(field.name), **options)
 
 
@@ -136,6 +138,8 @@ def mask_url_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+# An explicitly empty flag value of an optional setting ("--model-config-name ''"): None, and it wins.
+_EMPTY = object()
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -178,23 +182,26 @@ class _Kind:
 
     @property
     def parse_one(self) -> Callable[[str], Any]:
-        if self.base is bool:
-            return _parse_bool
-        return self.base
+        convert: Callable[[str], Any] = _parse_bool if self.base is bool else self.base
+        if not self.optional:
+            return convert
+
+        def parse_optional(text: str) -> Any:
+            return _EMPTY if text == "" else convert(text)
+
+        return parse_optional
 
     def finish(self, value: Any) -> Any:
         """A parsed flag value as the field holds it: "" is None for optional fields, lists are tuples."""
         if self.repeated:
             return tuple(value)
-        if self.optional and value == "":
-            return None
-        return value
+        return None if value is _EMPTY else value
 
     def parse_env(self, text: str, variable: str) -> Any:
         try:
             if self.repeated:
                 return tuple(self.parse_one(item.strip()) for item in text.split(",") if item.strip())
-            value = self.parse_one(text)
+            value = self.finish(self.parse_one(text))
         except ValueError as error:
             raise SettingsError(f"{variable}={text!r}: {error}") from None
         if self.choices and value not in self.choices:

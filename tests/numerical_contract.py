@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
+from segment_anything import SamPredictor
 from segment_anything.modeling import Sam
+from segment_anything.utils.amg import calculate_stability_score
 
 from service.runtime.build import build_sam
 from service.runtime.checkpoint import CheckpointInfo, load_state_dict
@@ -14,6 +17,11 @@ LOGITS_ATOL = 1e-3
 SCORES_ATOL = 1e-4
 # Full-resolution masks (and after the float16 round trip) at least this IoU with the reference's.
 MIN_IOU = 0.999
+# Stability scores within this absolute difference of segment_anything's calculate_stability_score on the
+# reference's own full-resolution logits (a few pixels' worth on the test images).
+STABILITY_ATOL = 1e-3
+# The stability offset of the reference (SamAutomaticMaskGenerator's default stability_score_offset).
+REFERENCE_STABILITY_OFFSET = 1.0
 
 
 def reference_sam(checkpoint: CheckpointInfo) -> Sam:
@@ -26,3 +34,12 @@ def reference_sam(checkpoint: CheckpointInfo) -> Sam:
 def iou(first: np.ndarray, second: np.ndarray) -> float:
     union = np.logical_or(first, second).sum()
     return 1.0 if union == 0 else float(np.logical_and(first, second).sum() / union)
+
+
+def reference_prediction(predictor: SamPredictor, **prompt: object) -> tuple[np.ndarray, ...]:
+    """SamPredictor.predict(**prompt) as masks, scores, low-res logits and the reference's stability scores."""
+    with torch.inference_mode():
+        logits, scores, low_res = predictor.predict(**prompt, return_logits=True)  # type: ignore[arg-type]
+    threshold = predictor.model.mask_threshold
+    stability = calculate_stability_score(torch.from_numpy(logits), threshold, REFERENCE_STABILITY_OFFSET).numpy()
+    return logits > threshold, scores, low_res, stability

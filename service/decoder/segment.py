@@ -18,6 +18,7 @@ from service.decoder.mask_encoding import ObjectResult, encode_object
 from service.decoder.metrics import BATCH_SIZE, DECODE_SECONDS, PROMPTS
 from service.decoder.query import SegmentQuery
 from service.errors import InvalidArgument, NotFound, ResourceExhausted, ServiceError
+from service.logs import log_context
 from service.runtime.prompt_decoder import ObjectPrediction, PromptDecoderRole
 from service.runtime.prompts import PromptLimits, validate_prompts
 
@@ -54,10 +55,13 @@ class Segmenter:
     async def answer(self, query: SegmentQuery) -> SegmentResult:
         """The result of `query`; domain errors name the field at fault."""
         image_key = parse_image_key(query.image_key)
-        stored = await self.source.get(image_key)
-        validate_prompts(list(query.prompts), stored.info, self.limits)
-        loop = asyncio.get_running_loop()
-        predictions, objects = await loop.run_in_executor(self.executor, decode_and_encode, self.decoder, stored, query)
+        with log_context(image_key=image_key.short):
+            stored = await self.source.get(image_key)
+            validate_prompts(list(query.prompts), stored.info, self.limits)
+            loop = asyncio.get_running_loop()
+            predictions, objects = await loop.run_in_executor(
+                self.executor, decode_and_encode, self.decoder, stored, query
+            )
         return SegmentResult(query.request_id, query.image_key, objects, predictions)
 
 

@@ -33,6 +33,7 @@ from service.errors import (
     Unavailable,
 )
 from service.image_info import ImageInfo, ImageLimits
+from service.logs import log_context
 from service.model_identity import ModelIdentity
 from service.runtime.image_file import decode_image
 from service.runtime.preprocess import prepare_encoder_input
@@ -75,6 +76,10 @@ class Embedder:
         self.model.check_requested(requested_model)
         check_image_size(image_bytes, self.limits)
         image_key = image_key_of(self.model.model_id, image_bytes)
+        with log_context(image_key=image_key.short):
+            return await self._embed(image_key, image_bytes, deadline)
+
+    async def _embed(self, image_key: ImageKey, image_bytes: bytes, deadline: float | None) -> EmbedResult:
         info = await self.lookup(image_key)
         CACHE_REQUESTS.labels("hit" if info else "miss").inc()
         if info is not None:

@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from service.local.ports import free_port
 from service.rpc.health_check import health_status
 from service.runtime.checkpoint import CheckpointInfo
 from tests.support.images import smooth_rgb
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -88,11 +88,12 @@ def stack(tiny_checkpoint: CheckpointInfo, tmp_path: Path) -> Iterator[tuple[sub
 
 def test_up_segment_and_clean_stop(stack: tuple[subprocess.Popen[str], dict[str, str]], tmp_path: Path) -> None:
     process, targets = stack
-    deadline = time.monotonic() + 240
-    while not all(health_status(target, "", 1.0) == "SERVING" for target in targets.values()):
+
+    def serving() -> bool:
         assert process.poll() is None, f"samsvc up exited early:\n{process.stdout.read() if process.stdout else ''}"
-        assert time.monotonic() < deadline, "the stack did not report SERVING in time"
-        time.sleep(0.5)
+        return all(health_status(target, "", 1.0) == "SERVING" for target in targets.values())
+
+    wait_until(serving, 240, "the stack reports SERVING")
     running = descendants(process.pid)
     assert len(running) >= 4  # redis-server, tritonserver (+ its stub), encoder, decoder
 
@@ -141,6 +142,4 @@ def test_up_segment_and_clean_stop(stack: tuple[subprocess.Popen[str], dict[str,
     output, _ = process.communicate(timeout=90)
     assert process.returncode == 0, output
     assert "stopped." in output
-    time.sleep(0.5)
-    left = sorted(pid for pid in running if is_alive(pid))
-    assert not left, f"processes left after SIGTERM: {left}"
+    wait_until(lambda: not any(is_alive(pid) for pid in running), 10, "every process of the stack gone after SIGTERM")

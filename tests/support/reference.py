@@ -18,7 +18,7 @@ from service.cache.keys import image_key_of
 from service.client import logits_of, mask_of
 from service.runtime.image_encoder import ImageEncoderRole
 from service.runtime.preprocess import prepare_encoder_input
-from tests.numerical_contract import LOGITS_ATOL, MIN_IOU, SCORES_ATOL, iou
+from tests.numerical_contract import LOGITS_ATOL, MIN_IOU, SCORES_ATOL, STABILITY_ATOL, iou, reference_prediction
 
 
 def make_test_image(height: int, width: int, seed: int) -> tuple[np.ndarray, bytes]:
@@ -75,13 +75,14 @@ class Reference:
         return cls(rounded=rounded, exact=exact)
 
     def predict(self, predictor: SamPredictor, **prompt: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        with torch.inference_mode():
-            return predictor.predict(**prompt)  # type: ignore[arg-type]
+        """Masks, scores and low-res logits, as SamPredictor.predict returns them."""
+        masks, scores, low_res, _ = reference_prediction(predictor, **prompt)
+        return masks, scores, low_res
 
 
 def assert_matches_reference(answer: sam_pb2.ObjectMasks, reference: Reference, **prompt: object) -> np.ndarray:
     """Check one object's answer against SamPredictor.predict(**prompt); returns the reference's low-res logits."""
-    masks, scores, low_res = reference.predict(reference.rounded, **prompt)
+    masks, scores, low_res, stability = reference_prediction(reference.rounded, **prompt)
     exact_masks, _, _ = reference.predict(reference.exact, **prompt)
     assert len(answer.masks) == len(scores)
     got_scores = np.array([mask.score for mask in answer.masks])
@@ -93,7 +94,8 @@ def assert_matches_reference(answer: sam_pb2.ObjectMasks, reference: Reference, 
         assert iou(got, masks[index]) >= MIN_IOU, f"mask {index}: IoU {iou(got, masks[index])} vs rounded reference"
         assert iou(got, exact_masks[index]) >= MIN_IOU, f"mask {index}: IoU vs the unrounded reference"
         assert mask.area == int(got.sum())
-        assert 0.0 <= mask.stability_score <= 1.0
+    got_stability = np.array([mask.stability_score for mask in answer.masks])
+    np.testing.assert_allclose(got_stability, stability, rtol=0, atol=STABILITY_ATOL)
     return low_res
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pycocotools import mask as coco_mask
 
 from service._proto.sam.v1 import sam_pb2
 from service.client import AsyncSamClient, best_logits_of, logits_of, make_prompt, mask_of
-from service.runtime.postprocess import mask_bbox
 from tests.support.reference import StoreImage, assert_matches_reference
 
 pytestmark = pytest.mark.slow
@@ -123,8 +123,11 @@ async def test_every_mask_format_holds_the_same_mask(decoder_client: AsyncSamCli
             answer = await stream.segment(image.image_key, [prompt], multimask_output=True, mask_format=mask_format)
             masks[mask_format] = [mask_of(mask) for mask in answer.objects[0].masks]
             for mask, pixels in zip(answer.objects[0].masks, masks[mask_format], strict=True):
+                # pycocotools computes area and box from the pixels, independently of the service's code.
+                encoded = coco_mask.encode(np.asfortranarray(pixels.astype(np.uint8)))
                 box = mask.bbox
-                assert (box.x, box.y, box.width, box.height) == mask_bbox(pixels)
+                assert [box.x, box.y, box.width, box.height] == [int(value) for value in coco_mask.toBbox(encoded)]
+                assert mask.area == int(coco_mask.area(encoded))
         bare = await stream.segment(
             image.image_key, [prompt], multimask_output=True, mask_format=sam_pb2.MASK_FORMAT_NONE
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from service.local.redis_server import RedisServer
 from service.runtime.checkpoint import CheckpointInfo
 from service.runtime.prompt_decoder import PromptDecoderRole
 from tests.numerical_contract import LOGITS_ATOL, SCORES_ATOL
+from tests.support.polling import wait_until_async
 from tests.support.reference import Reference, StoredImage, StoreImage
 from tests.support.servers import decoder_settings
 
@@ -54,11 +54,9 @@ async def _run_stream(client: AsyncSamClient, image: StoredImage, stream_number:
 async def test_eight_streams_of_twenty_prompts_at_once(decoder_client: AsyncSamClient, store_image: StoreImage) -> None:
     image, reference = await store_image(48, 64, seed=8)
     before = REGISTRY.get_sample_value("sam_decoder_prompts_total") or 0.0
-    started = time.perf_counter()
     results = await asyncio.wait_for(
         asyncio.gather(*(_run_stream(decoder_client, image, number) for number in range(STREAMS))), timeout=240
     )
-    elapsed = time.perf_counter() - started
     assert REGISTRY.get_sample_value("sam_decoder_prompts_total") == before + STREAMS * PROMPTS_PER_STREAM
     references: dict[tuple[tuple[float, float, int], bool], tuple[np.ndarray, np.ndarray]] = {}
     for stream_number, answers in enumerate(results):
@@ -71,7 +69,6 @@ async def test_eight_streams_of_twenty_prompts_at_once(decoder_client: AsyncSamC
             if prompt not in references:
                 references[prompt] = _reference_answer(reference, *prompt)
             _assert_equals(answer, *references[prompt])
-    assert elapsed < 240
 
 
 def _reference_answer(
@@ -126,7 +123,9 @@ async def test_a_restarted_decoder_reloads_the_embedding_from_redis(
     _assert_equals(second, *_reference_answer(reference, click, True))
 
 
-async def test_a_cancelled_stream_ends_its_work(decoder_client: AsyncSamClient, store_image: StoreImage) -> None:
+async def test_a_cancelled_stream_ends_its_work(
+    decoder_server: DecoderServer, decoder_client: AsyncSamClient, store_image: StoreImage
+) -> None:
     image, _ = await store_image(48, 64, seed=8)
     gauge = "sam_decoder_streams_in_flight"
     stream = decoder_client.open_stream()
@@ -136,13 +135,14 @@ async def test_a_cancelled_stream_ends_its_work(decoder_client: AsyncSamClient, 
     assert (REGISTRY.get_sample_value(gauge) or 0) >= 1
     stream.call.cancel()
     prompts_then = REGISTRY.get_sample_value("sam_decoder_prompts_total") or 0.0
-    for _ in range(100):
-        if REGISTRY.get_sample_value(gauge) == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert REGISTRY.get_sample_value(gauge) == 0
-    # At most the decode already running finishes; the other queued requests are never decoded.
-    await asyncio.sleep(0.3)
+
+    async def stream_closed() -> bool:
+        return REGISTRY.get_sample_value(gauge) == 0
+
+    await wait_until_async(stream_closed, 5, "the cancelled stream closed")
+    # Once a no-op submitted now has run on the decode worker, everything queued before it has run too.
+    await asyncio.get_running_loop().run_in_executor(decoder_server.executor, lambda: None)
+    # At most the decode already running finished; the other queued requests were never decoded.
     assert (REGISTRY.get_sample_value("sam_decoder_prompts_total") or 0.0) <= prompts_then + 1
 
 

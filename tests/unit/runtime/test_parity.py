@@ -21,7 +21,15 @@ from service.runtime.image_file import decode_image
 from service.runtime.preprocess import prepare_encoder_input
 from service.runtime.prompt_decoder import ObjectPrediction, PromptDecoderRole
 from service.runtime.prompts import Prompt
-from tests.numerical_contract import LOGITS_ATOL, MIN_IOU, SCORES_ATOL, iou, reference_sam
+from tests.numerical_contract import (
+    LOGITS_ATOL,
+    MIN_IOU,
+    SCORES_ATOL,
+    STABILITY_ATOL,
+    iou,
+    reference_prediction,
+    reference_sam,
+)
 from tests.support.images import sample_image_files
 
 pytestmark = pytest.mark.slow
@@ -68,7 +76,9 @@ def reference(request: pytest.FixtureRequest, predictor_model: torch.nn.Module, 
 
 
 def reference_predict(predictor: SamPredictor, prompt: Prompt, multimask: bool) -> tuple[np.ndarray, ...]:
-    return predictor.predict(
+    """Masks, scores, low-res logits and stability scores of the reference."""
+    return reference_prediction(
+        predictor,
         point_coords=prompt.point_coords,
         point_labels=prompt.point_labels,
         box=prompt.box,
@@ -77,10 +87,13 @@ def reference_predict(predictor: SamPredictor, prompt: Prompt, multimask: bool) 
     )
 
 
-def assert_matches_reference(ours: ObjectPrediction, masks: np.ndarray, scores: np.ndarray, logits: np.ndarray) -> None:
+def assert_matches_reference(
+    ours: ObjectPrediction, masks: np.ndarray, scores: np.ndarray, logits: np.ndarray, stability: np.ndarray
+) -> None:
     assert ours.masks.shape == masks.shape
     assert np.abs(ours.low_res_logits - logits).max() <= LOGITS_ATOL
     assert np.abs(ours.scores - scores).max() <= SCORES_ATOL
+    assert np.abs(ours.stability_scores - stability).max() <= STABILITY_ATOL
     for index in range(masks.shape[0]):
         assert iou(ours.masks[index], masks[index]) >= MIN_IOU
 
@@ -125,7 +138,7 @@ def test_prompt_matches_reference(
 def test_mask_input_from_previous_answer(reference: Reference, decoder: PromptDecoderRole) -> None:
     first = prompts_for(reference.info)["one_point"]
     (previous,) = decoder.decode(reference.embedding, reference.info, [first], True)
-    _, ref_scores, ref_logits = reference_predict(reference.predictor, first, True)
+    _, ref_scores, ref_logits, _ = reference_predict(reference.predictor, first, True)
     best_logits = ref_logits[np.argmax(ref_scores)][None]
     ours_best = previous.low_res_logits[previous.best_index][None]
     assert previous.best_index == int(np.argmax(ref_scores))
@@ -158,6 +171,6 @@ def test_float16_round_trip_keeps_masks(reference: Reference, decoder: PromptDec
     assert stored.info == reference.info
     for prompt in prompts_for(reference.info).values():
         (ours,) = decoder.decode(stored.embedding, stored.info, [prompt], True)
-        masks, _, _ = reference_predict(reference.predictor, prompt, True)
+        masks, *_ = reference_predict(reference.predictor, prompt, True)
         for index in range(masks.shape[0]):
             assert iou(ours.masks[index], masks[index]) >= MIN_IOU
