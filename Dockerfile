@@ -6,6 +6,8 @@
 # The GPU work runs in Triton (Dockerfile.triton); the decoder's prompt encoder and mask decoder run on the
 # CPU, so this image takes torch's CPU wheels (~200 MB instead of ~2.5 GB of CUDA libraries).
 
+# Both stages start from this one image; pin it by digest for a release (the tag moves with every Debian update):
+#   docker build --build-arg PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:<digest> .
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build

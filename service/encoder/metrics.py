@@ -30,3 +30,11 @@ SINGLE_FLIGHT_WAIT_SECONDS = Histogram(
 PREPROCESS_SECONDS = Histogram(
     "sam_encoder_preprocess_seconds", "Decoding, resizing and padding one image.", buckets=_SECONDS_BUCKETS
 )
+
+# Every label value exists from the start at 0, so panels and alerts read 0 until the first event, not "No data".
+# The outcomes are single_flight.Outcome's values for a call that waited (LED, the call that encodes, never waits).
+SINGLE_FLIGHT_OUTCOMES = ("value", "timeout", "took_over")
+for _result in ("hit", "miss"):
+    CACHE_REQUESTS.labels(_result)
+for _outcome in SINGLE_FLIGHT_OUTCOMES:
+    SINGLE_FLIGHT_WAITS.labels(_outcome)

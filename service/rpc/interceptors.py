@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 
-from service.metrics import RPC_HANDLED, RPC_MESSAGES_RECEIVED, RPC_MESSAGES_SENT, RPC_SECONDS, RPC_STARTED
+from service.metrics import (
+    RPC_HANDLED,
+    RPC_MESSAGES_RECEIVED,
+    RPC_MESSAGES_SENT,
+    RPC_SECONDS,
+    RPC_STARTED,
+    RPC_STREAM_RESPONSE_SECONDS,
+)
 
 
 def _status_name(context: grpc.aio.ServicerContext, fallback: grpc.StatusCode) -> str:
@@ -70,18 +78,25 @@ def _timed_unary(behavior: Callable[..., Awaitable[Any]], labels: tuple[str, str
 
 
 def _timed_stream(behavior: Callable[..., AsyncIterator[Any]], labels: tuple[str, str, str]) -> Callable[..., Any]:
-    async def counted(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        async for request in requests:
-            RPC_MESSAGES_RECEIVED.labels(*labels).inc()
-            yield request
-
     async def timed(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         RPC_STARTED.labels(*labels).inc()
         started = time.perf_counter()
         fallback = grpc.StatusCode.UNKNOWN
+        # Arrival times of the requests not answered yet, oldest first: a stream's answers come one per request,
+        # in order, so each answer's latency is measured from its own request, not from the stream's start.
+        arrivals: collections.deque[float] = collections.deque()
+
+        async def counted(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+            async for request in requests:
+                RPC_MESSAGES_RECEIVED.labels(*labels).inc()
+                arrivals.append(time.perf_counter())
+                yield request
+
         try:
             async for response in behavior(counted(requests), context):
                 RPC_MESSAGES_SENT.labels(*labels).inc()
+                if arrivals:
+                    RPC_STREAM_RESPONSE_SECONDS.labels(*labels).observe(time.perf_counter() - arrivals.popleft())
                 yield response
             fallback = grpc.StatusCode.OK
         except BaseException as error:
