@@ -15,7 +15,7 @@ from grpc_reflection.v1alpha import reflection
 
 from service._proto.sam.v1 import sam_pb2
 from service.rpc.channel import DEFAULT_MAX_MESSAGE_BYTES, channel_options
-from service.rpc.interceptors import RpcMetricsInterceptor
+from service.rpc.interceptors import RpcMetricsInterceptor, create_rpc_series
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,8 @@ async def start_server(
 ) -> RunningServer:
     """Build and start a server: our servicers, health (NOT_SERVING until told), reflection, RPC metrics."""
     server = grpc.aio.server(interceptors=[RpcMetricsInterceptor()], options=channel_options(max_message_bytes))
+    for name in service_names:
+        create_rpc_series(name, sam_pb2.DESCRIPTOR.pool)
     add_servicers(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

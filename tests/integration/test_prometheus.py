@@ -39,7 +39,7 @@ from tests.deploy.monitoring import (
     rules,
     with_grafana_variables,
 )
-from tests.images import png_bytes, smooth_rgb
+from tests.support.images import png_bytes, smooth_rgb
 
 pytestmark = pytest.mark.slow
 
