@@ -1,7 +1,9 @@
-"""Which model made an embedding: its id (architecture + content hash of the weights) and architecture."""
+"""Which model made an embedding: its id (family, architecture, content hash of the weights), its architecture,
+and the name a deployment serves it under; and how a caller's `model` picks one of the served models."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from service.errors import InvalidArgument, echo
@@ -9,17 +11,28 @@ from service.errors import InvalidArgument, echo
 
 @dataclass(frozen=True)
 class ModelIdentity:
-    """The id that names a model's embeddings, and the architecture a caller may name instead."""
+    """A served model: its id names its embeddings; callers may name it by id, architecture or served name."""
 
     model_id: str
     arch: str
+    name: str = ""  # the served name (the encoder's Triton model); empty when the id is all that matters
 
-    @classmethod
-    def of_model_id(cls, model_id: str, arch: str | None = None) -> ModelIdentity:
-        """From a given model id; the architecture is the id's prefix ("vit_h-3f2a…" → "vit_h") unless given."""
-        return cls(model_id, arch or model_id.split("-", 1)[0])
+    def answers_to(self, requested: str) -> bool:
+        return bool(requested) and requested in (self.model_id, self.arch, self.name)
 
-    def check_requested(self, requested: str, field: str = "model") -> None:
-        """A caller's `model` must be empty, this model's id or its architecture."""
-        if requested and requested not in (self.model_id, self.arch):
-            raise InvalidArgument(f"this server embeds with model {self.model_id!r}, not {echo(requested)}", field)
+
+def arch_of_model_id(model_id: str) -> str:
+    """The architecture a model id names: `<family>-<arch>-<hash>` (or `<arch>-<hash>`, as ids given by hand were)."""
+    parts = model_id.split("-")
+    return parts[1] if len(parts) >= 3 else parts[0]
+
+
+def select_model(models: Sequence[ModelIdentity], requested: str, field: str = "model") -> ModelIdentity:
+    """The model a caller's `model` names (empty: the first, the default); InvalidArgument when none answers."""
+    if not requested:
+        return models[0]
+    for model in models:
+        if model.answers_to(requested):
+            return model
+    served = ", ".join(repr(model.model_id) for model in models)
+    raise InvalidArgument(f"this server embeds with {served}, not {echo(requested)}", field)

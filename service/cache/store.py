@@ -1,5 +1,10 @@
-"""Embeddings in Redis: the one module that sends Redis commands. Values under their keys with a TTL, header
-reads that refresh the TTL, and the single-flight lock; every failure to reach Redis is Unavailable."""
+"""Embeddings in Redis: the one module that sends Redis commands. Each embedding is one Redis hash under its image
+key (field "h" its header, fields "0".."n-1" its payload chunks: see service.cache.codec), so its TTL, its
+eviction and its deletion are atomic for the whole value; header reads refresh the TTL; the single-flight lock is
+a side key in the same hash slot. Every failure to reach Redis is Unavailable.
+
+A key that holds something else (a value of the previous codec, a plain string) reads as absent and is replaced
+whole by the next put."""
 
 from __future__ import annotations
 
@@ -10,9 +15,10 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from service.cache.codec import EncodedEmbedding
 from service.errors import Unavailable
 from service.metrics import REDIS_ERRORS, REDIS_SECONDS
 
@@ -35,12 +41,31 @@ def connect_redis(url: str, password: str | None = None, timeout_seconds: float 
     return aioredis.from_url(url, **options)
 
 
-@dataclass(frozen=True)
-class ValuePrefix:
-    """The first bytes of a stored value and the whole value's length (0 when there is no value)."""
+HEADER_FIELD = "h"
 
-    prefix: bytes
-    value_bytes: int
+
+def chunk_field(index: int) -> str:
+    return str(index)
+
+
+@dataclass(frozen=True)
+class StoredValue:
+    """An embedding's fields as stored: its header and its payload chunks in order (None where one is missing)."""
+
+    header: bytes | None
+    chunks: list[bytes | None]
+
+
+@dataclass(frozen=True)
+class StoredFields:
+    """What a header read finds: the header (None when the key holds no embedding) and how many fields it has."""
+
+    header: bytes | None
+    field_count: int
+
+
+def _is_wrong_type(error: BaseException) -> bool:
+    return isinstance(error, ResponseError) and str(error).startswith("WRONGTYPE")
 
 
 class EmbeddingStore:
@@ -66,31 +91,54 @@ class EmbeddingStore:
         finally:
             REDIS_SECONDS.labels(operation).observe(time.perf_counter() - started)
 
-    async def get(self, key: str) -> bytes | None:
+    async def get(self, key: str) -> StoredValue | None:
+        """The embedding under `key` (one HGETALL), or None when there is none."""
         async with self._timed("get"):
-            value = await self._client.get(key)
-        return value if value is None or isinstance(value, bytes) else str(value).encode()
+            try:
+                fields = await self._client.hgetall(key)
+            except ResponseError as error:
+                if _is_wrong_type(error):
+                    return None
+                raise
+        if not fields:
+            return None
+        by_name = {_text(name): _bytes(value) for name, value in fields.items()}
+        indexes = [int(name) for name in by_name if name.isdigit()]
+        chunks = [by_name.get(chunk_field(index)) for index in range(max(indexes) + 1 if indexes else 0)]
+        return StoredValue(by_name.get(HEADER_FIELD), chunks)
 
-    async def put(self, key: str, value: bytes) -> None:
-        """Store `value` under `key` with the store's TTL (0 means no expiry)."""
+    async def put(self, key: str, value: EncodedEmbedding) -> None:
+        """Replace whatever `key` holds by `value`, with the store's TTL (0 means no expiry), in one transaction."""
+        mapping: dict[str, bytes] = {HEADER_FIELD: value.header}
+        mapping.update({chunk_field(index): chunk for index, chunk in enumerate(value.chunks)})
         async with self._timed("set"):
-            await self._client.set(key, value, ex=self.ttl_seconds or None)
+            async with self._client.pipeline(transaction=True) as pipeline:
+                pipeline.delete(key)
+                pipeline.hset(key, mapping=mapping)  # type: ignore[arg-type]
+                if self.ttl_seconds:
+                    pipeline.expire(key, self.ttl_seconds)
+                await pipeline.execute()
 
     async def delete(self, key: str) -> bool:
         """Remove `key`; True when it existed."""
         async with self._timed("delete"):
             return bool(await self._client.delete(key))
 
-    async def read_prefix(self, key: str, prefix_bytes: int) -> ValuePrefix:
-        """The value's first `prefix_bytes` and its length, refreshing its TTL, in one round trip."""
+    async def read_header(self, key: str) -> StoredFields:
+        """The embedding's header and field count, refreshing its TTL, in one round trip."""
         async with self._timed("get_header"):
             async with self._client.pipeline(transaction=False) as pipeline:
-                pipeline.getrange(key, 0, prefix_bytes - 1)
-                pipeline.strlen(key)
+                pipeline.hget(key, HEADER_FIELD)
+                pipeline.hlen(key)
                 if self.ttl_seconds:
                     pipeline.expire(key, self.ttl_seconds)
-                prefix, value_bytes, *_ = await pipeline.execute()
-        return ValuePrefix(bytes(prefix or b""), int(value_bytes or 0))
+                header, field_count, *_ = await pipeline.execute(raise_on_error=False)
+            for result in (header, field_count):
+                if _is_wrong_type(result):
+                    return StoredFields(None, 0)
+                if isinstance(result, Exception):
+                    raise result
+        return StoredFields(None if header is None else _bytes(header), int(field_count or 0))
 
     async def take_lock(self, lock_key: str, token: str, ttl_ms: int) -> bool:
         """SET NX PX: True when this caller now holds `lock_key`."""
@@ -112,3 +160,11 @@ class EmbeddingStore:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _text(name: bytes | str) -> str:
+    return name.decode() if isinstance(name, bytes) else name
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()

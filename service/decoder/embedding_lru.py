@@ -10,7 +10,7 @@ from service.decoder.metrics import LRU_BYTES
 
 
 def embedding_bytes(stored: StoredEmbedding) -> int:
-    return int(stored.embedding.nbytes)
+    return stored.nbytes
 
 
 class EmbeddingLru:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -42,13 +43,18 @@ class SegmentResult:
 
 
 class Segmenter:
-    """Answers queries: embedding lookup, validation, decoding and mask encoding on `executor`."""
+    """Answers queries with the decoder of the model each key names: embedding lookup, validation, decoding and
+    mask encoding on `executor`."""
 
     def __init__(
-        self, source: EmbeddingSource, decoder: PromptDecoderRole, limits: PromptLimits, executor: Executor
+        self,
+        source: EmbeddingSource,
+        decoders: Mapping[str, PromptDecoderRole],
+        limits: PromptLimits,
+        executor: Executor,
     ) -> None:
         self.source = source
-        self.decoder = decoder
+        self.decoders = decoders
         self.limits = limits
         self.executor = executor
 
@@ -60,7 +66,7 @@ class Segmenter:
             validate_prompts(list(query.prompts), stored.info, self.limits)
             loop = asyncio.get_running_loop()
             predictions, objects = await loop.run_in_executor(
-                self.executor, decode_and_encode, self.decoder, stored, query
+                self.executor, decode_and_encode, self.decoders[image_key.model_id], stored, query
             )
         return SegmentResult(query.request_id, query.image_key, objects, predictions)
 
@@ -70,7 +76,7 @@ def decode_and_encode(
 ) -> tuple[tuple[ObjectPrediction, ...], tuple[ObjectResult, ...]]:
     """The heavy part, run in a worker thread: the mask decoder, postprocessing and mask encoding."""
     started = time.perf_counter()
-    predictions = tuple(decoder.decode(stored.embedding, stored.info, list(query.prompts), query.multimask_output))
+    predictions = tuple(decoder.decode(stored.tensors, stored.info, list(query.prompts), query.multimask_output))
     objects = tuple(encode_object(prediction, query.encoding, query.return_logits) for prediction in predictions)
     DECODE_SECONDS.observe(time.perf_counter() - started)
     BATCH_SIZE.observe(len(query.prompts))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from service.decoder.embedding_source import EmbeddingSource
 from service.decoder.segment import Segmenter
 from service.decoder.settings import DecoderSettings
 from service.metrics import start_metrics_server
+from service.model_specs import model_specs
 from service.rpc.decoder_servicer import add_decoder_servicer
 from service.rpc.server import SERVICE_NAMES, RunningServer, start_server, wait_for_stop_signal
 from service.runtime.checkpoint import inspect_checkpoint
@@ -23,12 +25,15 @@ from service.settings import describe_settings
 log = logging.getLogger(__name__)
 
 
-def load_decoder_role(settings: DecoderSettings) -> PromptDecoderRole:
-    """The prompt encoder and mask decoder of the checkpoint; the model id from --model-id or the file's hash."""
-    if settings.checkpoint is None:
-        raise ValueError("--checkpoint (SAMSVC_CHECKPOINT) is required")
-    checkpoint = inspect_checkpoint(settings.checkpoint, settings.arch, settings.model_id)
-    return PromptDecoderRole(checkpoint, device=settings.device)
+def load_decoder_roles(settings: DecoderSettings) -> list[PromptDecoderRole]:
+    """The prompt encoder and mask decoder of every served model; each model id from --model-id or its weights."""
+    roles = []
+    for spec in model_specs(settings, "default"):
+        if spec.checkpoint is None:
+            raise ValueError(f"the decoder needs the checkpoint of model {spec.name!r} (--model or --checkpoint)")
+        checkpoint = inspect_checkpoint(spec.checkpoint, spec.arch, spec.model_id)
+        roles.append(PromptDecoderRole(checkpoint, device=settings.device))
+    return roles
 
 
 @dataclass
@@ -49,7 +54,8 @@ class DecoderServer:
 
     @property
     def model_id(self) -> str:
-        return self.source.model_id
+        """The default (first) served model."""
+        return self.source.model_ids[0]
 
     async def stop(self, grace_seconds: float = 5.0) -> None:
         await self.running.stop(grace_seconds)
@@ -58,23 +64,23 @@ class DecoderServer:
 
 
 async def start_decoder_server(
-    settings: DecoderSettings, decoder_role: PromptDecoderRole | None = None
+    settings: DecoderSettings, decoder_roles: Sequence[PromptDecoderRole] | None = None
 ) -> DecoderServer:
-    """Start serving `sam.v1.Decoder`; health is SERVING while Redis answers. `decoder_role` skips loading."""
-    role = decoder_role if decoder_role is not None else await asyncio.to_thread(load_decoder_role, settings)
-    model_id = role.checkpoint.model_id
+    """Start serving `sam.v1.Decoder`; health is SERVING while Redis answers. `decoder_roles` skips loading."""
+    roles = list(decoder_roles) if decoder_roles is not None else await asyncio.to_thread(load_decoder_roles, settings)
+    decoders = {role.checkpoint.model_id: role for role in roles}
     store = EmbeddingStore(connect_redis(settings.redis_url, settings.redis_password), ttl_seconds=0)
-    source = EmbeddingSource(store, EmbeddingLru(settings.lru_bytes), model_id)
+    source = EmbeddingSource(store, EmbeddingLru(settings.lru_bytes), tuple(decoders))
     executor = ThreadPoolExecutor(max_workers=settings.decode_workers, thread_name_prefix="decode")
     limits = PromptLimits(max_points=settings.max_points, max_objects=settings.max_objects)
-    segmenter = Segmenter(source, role, limits, executor)
+    segmenter = Segmenter(source, decoders, limits, executor)
     running = await start_server(
         lambda server: add_decoder_servicer(server, segmenter), [SERVICE_NAMES["Decoder"]], settings.host, settings.port
     )
     # Requests go on being answered while Redis is down (LRU hits work; misses end UNAVAILABLE), but health
     # says NOT_SERVING so that load balancers prefer replicas that can reach it.
     running.follow_readiness(store.ping, settings.health_check_seconds)
-    log.info("decoder serving model %s on %s:%d", model_id, settings.host, running.port)
+    log.info("decoder serving %s on %s:%d", ", ".join(decoders), settings.host, running.port)
     return DecoderServer(running=running, source=source, executor=executor)
 
 

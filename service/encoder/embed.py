@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.cache.codec import HEADER_READ_BYTES, encode_embedding, parse_header
+from service.cache.codec import encode_embedding, parse_header
 from service.cache.keys import ImageKey, image_key_of
 from service.cache.single_flight import Outcome, SingleFlight
 from service.cache.store import EmbeddingStore
@@ -34,7 +34,9 @@ from service.errors import (
 )
 from service.image_info import ImageInfo, ImageLimits
 from service.logs import log_context
-from service.model_identity import ModelIdentity
+from service.model_identity import ModelIdentity, select_model
+from service.runtime.families.catalog import get_arch
+from service.runtime.families.spec import Arch
 from service.runtime.image_file import decode_image
 from service.runtime.preprocess import prepare_encoder_input
 from service.triton.client import TritonEncoderClient
@@ -51,20 +53,23 @@ class EmbedResult:
 
 
 class Embedder:
-    """Embeds images once: answers from Redis when it can, otherwise encodes on Triton and stores."""
+    """Embeds images once, with any of the served models: answers from Redis when it can, otherwise encodes on
+    Triton (the model's `name` is its Triton model) and stores."""
 
     def __init__(
         self,
         store: EmbeddingStore,
         triton: TritonEncoderClient,
-        model: ModelIdentity,
+        models: list[ModelIdentity],
         limits: ImageLimits,
         triton_timeout_seconds: float,
         single_flight_wait_seconds: float,
     ) -> None:
+        if not models:
+            raise ValueError("an Embedder needs at least one model")
         self.store = store
         self.triton = triton
-        self.model = model
+        self.models = models
         self.limits = limits
         self.triton_timeout_seconds = triton_timeout_seconds
         self.single_flight_wait_seconds = single_flight_wait_seconds
@@ -72,14 +77,17 @@ class Embedder:
         self.single_flight = SingleFlight(store, lock_ttl_seconds=triton_timeout_seconds + 30.0)
 
     async def embed(self, image_bytes: bytes, requested_model: str = "", deadline: float | None = None) -> EmbedResult:
-        """The key of `image_bytes`' embedding, computing it if no replica has; `deadline` is time.monotonic()."""
-        self.model.check_requested(requested_model)
+        """The key of `image_bytes`' embedding by the requested model (empty: the default), computing it if no
+        replica has; `deadline` is time.monotonic()."""
+        model = select_model(self.models, requested_model)
         check_image_size(image_bytes, self.limits)
-        image_key = image_key_of(self.model.model_id, image_bytes)
-        with log_context(image_key=image_key.short):
-            return await self._embed(image_key, image_bytes, deadline)
+        image_key = image_key_of(model.model_id, image_bytes)
+        with log_context(image_key=image_key.short, model=model.model_id):
+            return await self._embed(model, image_key, image_bytes, deadline)
 
-    async def _embed(self, image_key: ImageKey, image_bytes: bytes, deadline: float | None) -> EmbedResult:
+    async def _embed(
+        self, model: ModelIdentity, image_key: ImageKey, image_bytes: bytes, deadline: float | None
+    ) -> EmbedResult:
         info = await self.lookup(image_key)
         CACHE_REQUESTS.labels("hit" if info else "miss").inc()
         if info is not None:
@@ -87,7 +95,7 @@ class Embedder:
 
         flight = await self.single_flight.run(
             image_key.lock_key,
-            compute=lambda: self._encode_and_store(image_key, image_bytes, deadline),
+            compute=lambda: self._encode_and_store(model, image_key, image_bytes, deadline),
             ready=lambda: self.lookup(image_key),
             wait_seconds=min(self.single_flight_wait_seconds, _remaining(deadline, self.single_flight_wait_seconds)),
         )
@@ -103,27 +111,30 @@ class Embedder:
     async def lookup(self, image_key: ImageKey) -> ImageInfo | None:
         """The image's sizes from its cached embedding's header (refreshing its TTL), or None on a miss.
 
-        Reads the header, not the 2 MiB value (service.cache.codec.parse_header). A damaged, truncated or foreign
-        value counts as a miss, so the next encode overwrites it.
+        Reads the header, not the megabytes of tensors (service.cache.codec.parse_header). A damaged, incomplete,
+        foreign or old-codec value counts as a miss, so the next encode overwrites it.
         """
-        found = await self.store.read_prefix(str(image_key), HEADER_READ_BYTES)
-        if not found.value_bytes:
+        found = await self.store.read_header(str(image_key))
+        if found.header is None:
             return None
         try:
-            header = parse_header(found.prefix)
-            if header.model_id != self.model.model_id:
-                raise CorruptEmbedding(f"was made by model {header.model_id!r}, not {self.model.model_id!r}")
-            if header.value_bytes != found.value_bytes:
-                raise CorruptEmbedding(f"is {found.value_bytes} bytes, expected {header.value_bytes}")
+            header = parse_header(found.header)
+            if header.model_id != image_key.model_id:
+                raise CorruptEmbedding(f"was made by model {header.model_id!r}, not {image_key.model_id!r}")
+            if found.field_count != 1 + header.chunk_count:
+                raise CorruptEmbedding(f"has {found.field_count - 1} of its {header.chunk_count} payload chunks")
         except CorruptEmbedding as error:
             log.warning("cached value under %s is unusable (%s); re-encoding", image_key.short, error)
             return None
         return header.info
 
-    async def _encode_and_store(self, image_key: ImageKey, image_bytes: bytes, deadline: float | None) -> ImageInfo:
+    async def _encode_and_store(
+        self, model: ModelIdentity, image_key: ImageKey, image_bytes: bytes, deadline: float | None
+    ) -> ImageInfo:
+        arch = get_arch(model.arch)
         started = time.perf_counter()
         # Decoding and resizing take tens of milliseconds of CPU: off the event loop.
-        padded, info = await asyncio.to_thread(preprocess, image_bytes, self.limits)
+        prepared, info = await asyncio.to_thread(preprocess, image_bytes, self.limits, arch)
         PREPROCESS_SECONDS.observe(time.perf_counter() - started)
 
         timeout = _remaining(deadline, self.triton_timeout_seconds)
@@ -131,26 +142,26 @@ class Embedder:
             raise DeadlineExceeded("deadline exceeded before the image reached Triton")
         started = time.perf_counter()
         try:
-            answer = await self.triton.encode(padded, info.input_size, timeout)
+            answer = await self.triton.encode(model.name, arch, prepared, info.input_size, timeout)
         except ServiceError:
             TRITON_ERRORS.inc()
             raise
         finally:
             TRITON_SECONDS.observe(time.perf_counter() - started)
-        if answer.model_id != self.model.model_id:
+        if answer.model_id != model.model_id:
             # Storing it would put another model's embedding under this model's key: refuse.
             TRITON_ERRORS.inc()
             raise Unavailable(
-                f"Triton serves model {answer.model_id!r} but this encoder is configured for "
-                f"{self.model.model_id!r}; refusing to store its embedding"
+                f"Triton's model {model.name!r} is {answer.model_id!r} but this encoder is configured for "
+                f"{model.model_id!r}; refusing to store its embedding"
             )
-        value = encode_embedding(answer.embedding, info, self.model.model_id)
+        value = encode_embedding(answer.tensors, arch.family.outputs, info, model.model_id)
         await self.store.put(str(image_key), value)
-        EMBEDDING_BYTES_STORED.inc(len(value))
+        EMBEDDING_BYTES_STORED.inc(value.total_bytes)
         return info
 
     def _result(self, image_key: ImageKey, info: ImageInfo, cached: bool) -> EmbedResult:
-        return EmbedResult(image_key, cached, info.original_size, self.model.model_id)
+        return EmbedResult(image_key, cached, info.original_size, image_key.model_id)
 
 
 def check_image_size(image_bytes: bytes, limits: ImageLimits) -> None:
@@ -161,9 +172,9 @@ def check_image_size(image_bytes: bytes, limits: ImageLimits) -> None:
         raise ResourceExhausted(f"is {len(image_bytes)} bytes, over the limit of {limits.max_bytes}", "image")
 
 
-def preprocess(image_bytes: bytes, limits: ImageLimits) -> tuple[np.ndarray, ImageInfo]:
-    """Image bytes → the padded 1024² uint8 model input and its sizes (domain errors for bad images)."""
-    return prepare_encoder_input(decode_image(image_bytes, limits, field="image"))
+def preprocess(image_bytes: bytes, limits: ImageLimits, arch: Arch) -> tuple[np.ndarray, ImageInfo]:
+    """Image bytes → `arch`'s encoder input and its sizes (domain errors for bad images)."""
+    return prepare_encoder_input(decode_image(image_bytes, limits, field="image"), arch)
 
 
 def _remaining(deadline: float | None, cap: float) -> float:

@@ -10,31 +10,39 @@ from service.cache.store import EmbeddingStore, connect_redis
 from service.encoder.embed import Embedder
 from service.encoder.settings import EncoderSettings
 from service.metrics import start_metrics_server
-from service.model_identity import ModelIdentity
+from service.model_identity import ModelIdentity, arch_of_model_id
+from service.model_specs import model_specs
 from service.rpc.encoder_servicer import add_encoder_servicer
 from service.rpc.server import SERVICE_NAMES, RunningServer, start_server, wait_for_stop_signal
+from service.runtime.families.catalog import get_arch
 from service.settings import describe_settings
 from service.triton.client import TritonEncoderClient
 
 log = logging.getLogger(__name__)
 
 
-def resolve_model_identity(settings: EncoderSettings) -> ModelIdentity:
-    """--model-id when given (no checkpoint needed), else the id of --checkpoint (read and hashed)."""
-    if settings.model_id:
-        return ModelIdentity.of_model_id(settings.model_id, settings.arch)
-    if settings.checkpoint is None:
-        raise ValueError("the encoder needs --model-id or --checkpoint (SAMSVC_MODEL_ID / SAMSVC_CHECKPOINT)")
+def resolve_models(settings: EncoderSettings) -> list[ModelIdentity]:
+    """The served models' identities, each named by its Triton model: from --model-id with --arch when given (no
+    checkpoint read), else from the checkpoint (read and hashed)."""
     from service.runtime.checkpoint import inspect_checkpoint
 
-    info = inspect_checkpoint(settings.checkpoint, settings.arch)
-    return info.identity
+    identities = []
+    for spec in model_specs(settings, settings.triton_model):
+        if spec.model_id and (spec.arch or spec.checkpoint is None):
+            arch = get_arch(spec.arch or arch_of_model_id(spec.model_id)).name
+            identities.append(ModelIdentity(spec.model_id, arch, spec.name))
+            continue
+        if spec.checkpoint is None:
+            raise ValueError(f"model {spec.name!r} has no checkpoint")
+        info = inspect_checkpoint(spec.checkpoint, spec.arch, spec.model_id)
+        identities.append(ModelIdentity(info.model_id, info.arch.name, spec.name))
+    return identities
 
 
-async def dependencies_ready(store: EmbeddingStore, triton: TritonEncoderClient) -> bool:
-    """True when Triton reports the model READY and Redis answers."""
-    triton_ready, redis_ready = await asyncio.gather(triton.is_model_ready(), store.ping())
-    return triton_ready and redis_ready
+async def dependencies_ready(store: EmbeddingStore, triton: TritonEncoderClient, models: list[ModelIdentity]) -> bool:
+    """True when Triton reports every served model READY and Redis answers."""
+    checks = await asyncio.gather(*(triton.is_model_ready(model.name) for model in models), store.ping())
+    return all(checks)
 
 
 @dataclass
@@ -59,16 +67,16 @@ class EncoderServer:
         await self.embedder.store.close()
 
 
-async def start_encoder(settings: EncoderSettings, model: ModelIdentity | None = None) -> EncoderServer:
+async def start_encoder(settings: EncoderSettings, models: list[ModelIdentity] | None = None) -> EncoderServer:
     """Build and start the encoder (one function for the CLI and the tests); health starts NOT_SERVING."""
-    if model is None:
-        model = await asyncio.to_thread(resolve_model_identity, settings)
+    if models is None:
+        models = await asyncio.to_thread(resolve_models, settings)
     store = EmbeddingStore(connect_redis(settings.redis_url, settings.redis_password), settings.embedding_ttl_seconds)
-    triton = TritonEncoderClient(settings.triton_url, settings.triton_model)
+    triton = TritonEncoderClient(settings.triton_url)
     embedder = Embedder(
         store,
         triton,
-        model,
+        models,
         settings.image_limits,
         triton_timeout_seconds=settings.triton_timeout_seconds,
         single_flight_wait_seconds=settings.single_flight_wait_seconds,
@@ -76,7 +84,7 @@ async def start_encoder(settings: EncoderSettings, model: ModelIdentity | None =
     running = await start_server(
         lambda server: add_encoder_servicer(server, embedder), [SERVICE_NAMES["Encoder"]], settings.host, settings.port
     )
-    running.follow_readiness(lambda: dependencies_ready(store, triton), settings.health_check_seconds)
+    running.follow_readiness(lambda: dependencies_ready(store, triton, models), settings.health_check_seconds)
     return EncoderServer(running, embedder, settings.host)
 
 
@@ -85,6 +93,7 @@ async def serve(settings: EncoderSettings) -> None:
     log.info("encoder settings:\n%s", describe_settings(settings))
     start_metrics_server(settings.metrics_port, settings.metrics_host)
     server = await start_encoder(settings)
-    log.info("encoder serving model %s on port %d", server.embedder.model.model_id, server.port)
+    served = ", ".join(f"{model.name} ({model.model_id})" for model in server.embedder.models)
+    log.info("encoder serving %s on port %d", served, server.port)
     await wait_for_stop_signal()
     await server.stop()

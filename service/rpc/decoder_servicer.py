@@ -34,7 +34,7 @@ class DecoderServicer(sam_pb2_grpc.DecoderServicer):
         Streams run concurrently with each other; a cancelled stream's pending decode is dropped with it.
         """
         STREAMS_IN_FLIGHT.inc()
-        bind_log_context(stream=secrets.token_hex(4), model=self.segmenter.source.model_id)
+        bind_log_context(stream=secrets.token_hex(4))
         session = StreamSession()
         try:
             async for request in request_iterator:

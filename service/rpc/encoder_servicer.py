@@ -9,7 +9,6 @@ import grpc
 
 from service._proto.sam.v1 import sam_pb2, sam_pb2_grpc
 from service.encoder.embed import Embedder
-from service.logs import log_context
 from service.rpc.status import abort_with
 
 
@@ -22,11 +21,10 @@ class EncoderServicer(sam_pb2_grpc.EncoderServicer):
     ) -> sam_pb2.EmbedResponse:
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
-        with log_context(model=self.embedder.model.model_id):
-            try:
-                result = await self.embedder.embed(request.image, request.model, deadline)
-            except Exception as error:
-                await abort_with(context, error)
+        try:
+            result = await self.embedder.embed(request.image, request.model, deadline)
+        except Exception as error:
+            await abort_with(context, error)
         rows, columns = result.original_size
         return sam_pb2.EmbedResponse(
             image_key=str(result.image_key),

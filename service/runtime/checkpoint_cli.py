@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from service.runtime.architectures import ARCHITECTURES
+from service.runtime.families.catalog import ARCHS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "make-test",
         help="write a SAM checkpoint with seeded random weights (official format; its masks mean nothing)",
     )
-    make.add_argument("--arch", choices=sorted(ARCHITECTURES), default="tiny", help="architecture (default: tiny)")
+    make.add_argument("--arch", choices=sorted(ARCHS), default="tiny", help="architecture (default: tiny)")
     make.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     make.add_argument("--out", type=Path, required=True, help="where to write the .pth file")
     make.set_defaults(func=_make_test)
@@ -31,7 +31,9 @@ def _make_test(args: argparse.Namespace) -> int:
 
     path = make_test_checkpoint(args.arch, args.seed, args.out)
     info = inspect_checkpoint(path)
-    print(f"wrote {path} ({info.arch.name}, model id {info.model_id}); random weights: masks mean nothing")
+    print(
+        f"wrote {path} ({info.arch.family.name} {info.arch.name}, model id {info.model_id}); random weights: masks mean nothing"
+    )
     return 0
 
 
@@ -39,5 +41,5 @@ def _inspect(args: argparse.Namespace) -> int:
     from service.runtime.checkpoint import inspect_checkpoint
 
     info = inspect_checkpoint(args.path)
-    print(f"{info.path}: architecture {info.arch.name}, model id {info.model_id}")
+    print(f"{info.path}: family {info.arch.family.name}, architecture {info.arch.name}, model id {info.model_id}")
     return 0

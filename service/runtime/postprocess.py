@@ -1,4 +1,4 @@
-"""Low-resolution logits to full-size masks and their statistics, with the reference's arithmetic."""
+"""Low-resolution logits to full-size masks and their statistics, with each family's reference arithmetic."""
 
 from __future__ import annotations
 
@@ -7,18 +7,33 @@ import torch
 from segment_anything.utils.amg import calculate_stability_score
 from torch.nn import functional as F
 
-from service.constants import IMAGE_INPUT_SIZE, MASK_THRESHOLD, STABILITY_SCORE_OFFSET
+from service.constants import MASK_THRESHOLD, STABILITY_SCORE_OFFSET
 from service.image_info import ImageInfo
+from service.runtime.families.spec import Arch, Postprocess
+
+# SAM2ImagePredictor returns its low-res logits clamped to this (the masks come from the unclamped ones).
+SAM2_LOW_RES_CLAMP = 32.0
 
 
-def upscale_logits(low_res_logits: torch.Tensor, info: ImageInfo) -> torch.Tensor:
-    """(B, C, 256, 256) logits to (B, C, H, W) at the original size, as `Sam.postprocess_masks` does.
+def upscale_logits(low_res_logits: torch.Tensor, info: ImageInfo, arch: Arch) -> torch.Tensor:
+    """(B, C, 256, 256) logits to (B, C, H, W) at the original size, as the family's predictor does it.
 
-    Two steps on purpose: straight from 256² to the original size gives masks with IoU ≈ 0.99 only.
+    SAM 1 (`Sam.postprocess_masks`) takes two steps on purpose: straight from 256² to the original size gives
+    masks with IoU ≈ 0.99 only. SAM 2 goes straight to the original size.
     """
-    logits = F.interpolate(low_res_logits, (IMAGE_INPUT_SIZE, IMAGE_INPUT_SIZE), mode="bilinear", align_corners=False)
+    if arch.family.postprocess is Postprocess.RESIZE_DIRECT:
+        return F.interpolate(low_res_logits, info.original_size, mode="bilinear", align_corners=False)
+    size = arch.input_size
+    logits = F.interpolate(low_res_logits, (size, size), mode="bilinear", align_corners=False)
     logits = logits[..., : info.input_size[0], : info.input_size[1]]
     return F.interpolate(logits, info.original_size, mode="bilinear", align_corners=False)
+
+
+def returned_low_res_logits(low_res_logits: torch.Tensor, arch: Arch) -> torch.Tensor:
+    """The low-res logits as the family's predictor hands them back (and takes them again as a mask prior)."""
+    if arch.family.postprocess is Postprocess.RESIZE_DIRECT:
+        return torch.clamp(low_res_logits, -SAM2_LOW_RES_CLAMP, SAM2_LOW_RES_CLAMP)
+    return low_res_logits
 
 
 def stability_scores(logits: torch.Tensor) -> torch.Tensor:

@@ -1,31 +1,32 @@
-"""The decoder role: SAM's prompt encoder and mask decoder alone, prompts to masks against an embedding.
+"""The decoder role: one family's prompt encoder and mask decoder alone, prompts to masks against the tensors
+the image encoder stored.
 
-Several prompts are decoded as one batch per shape (same point count, box or not, mask or not), which
-keeps each object's answer identical to the reference's one-prompt-at-a-time call.
+Several prompts are decoded as one batch per shape (same point count, box or not, mask or not), which keeps
+each object's answer identical to the reference's one-prompt-at-a-time call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
-from segment_anything.modeling import MaskDecoder, PromptEncoder
+from torch import nn
 
-from service.constants import EMBEDDING_SHAPE
 from service.image_info import ImageInfo
-from service.runtime.build import build_sam
-from service.runtime.checkpoint import CheckpointInfo, inspect_checkpoint, load_state_dict, part_state_dict
-from service.runtime.postprocess import binarize, stability_scores, upscale_logits
-from service.runtime.prompts import Prompt, boxes_to_model_frame, points_to_model_frame
+from service.runtime.checkpoint import CheckpointInfo, inspect_checkpoint, read_state_dict
+from service.runtime.families.spec import Arch, HieraParams
+from service.runtime.modules import build_and_load, part_state_dict
+from service.runtime.postprocess import binarize, returned_low_res_logits, stability_scores, upscale_logits
+from service.runtime.prompts import ModelFramePrompts, Prompt, to_model_frame
 
 
 @dataclass(frozen=True, eq=False)
 class ObjectPrediction:
     """The answer for one prompt: C masks (3 with multimask output, else 1) in the model's order."""
 
-    low_res_logits: np.ndarray  # (C, 256, 256) float32
+    low_res_logits: np.ndarray  # (C, 256, 256) float32, as the family's predictor returns them
     scores: np.ndarray  # (C,) float32, predicted IoU
     stability_scores: np.ndarray  # (C,) float32
     masks: np.ndarray  # (C, H, W) bool at the original size
@@ -35,26 +36,45 @@ class ObjectPrediction:
         return int(np.argmax(self.scores))
 
 
+def _build_decoder_modules(
+    arch: Arch, state_dict: Mapping[str, torch.Tensor], device: str
+) -> tuple[nn.Module, nn.Module]:
+    if isinstance(arch.params, HieraParams):
+        from service.runtime.families import sam2
+
+        prompt_encoder = build_and_load(
+            sam2.build_prompt_encoder, part_state_dict(state_dict, "sam_prompt_encoder."), device
+        )
+        mask_decoder = build_and_load(
+            sam2.build_decoder_side_mask_decoder,
+            part_state_dict(state_dict, "sam_mask_decoder.", drop=sam2.ENCODER_SIDE_DECODER_PARTS),
+            device,
+        )
+        return prompt_encoder, mask_decoder
+    from service.runtime.families import sam1
+
+    prompt_encoder = build_and_load(
+        lambda: sam1.build_prompt_encoder(arch), part_state_dict(state_dict, "prompt_encoder."), device
+    )
+    mask_decoder = build_and_load(sam1.build_mask_decoder, part_state_dict(state_dict, "mask_decoder."), device)
+    return prompt_encoder, mask_decoder
+
+
 class PromptDecoderRole:
     """Holds the prompt encoder and mask decoder weights only (no image encoder)."""
 
     def __init__(self, checkpoint: CheckpointInfo, device: str = "cpu") -> None:
         self.checkpoint = checkpoint
+        self.arch = checkpoint.arch
         self.device = torch.device(device)
-        sam = build_sam(checkpoint.arch, device="meta")
-        state_dict = load_state_dict(checkpoint.path)
-        prompt_encoder: PromptEncoder = sam.prompt_encoder
-        mask_decoder: MaskDecoder = sam.mask_decoder
-        prompt_encoder.load_state_dict(part_state_dict(state_dict, "prompt_encoder."), strict=True, assign=True)
-        mask_decoder.load_state_dict(part_state_dict(state_dict, "mask_decoder."), strict=True, assign=True)
-        del sam, state_dict
-        self.prompt_encoder = prompt_encoder.to(self.device).eval()
-        self.mask_decoder = mask_decoder.to(self.device).eval()
+        state_dict, _ = read_state_dict(checkpoint.path)
+        self.prompt_encoder, self.mask_decoder = _build_decoder_modules(self.arch, state_dict, device)
+        del state_dict
         with torch.inference_mode():
-            self._dense_pe = self.prompt_encoder.get_dense_pe()
+            self._dense_pe = self.prompt_encoder.get_dense_pe()  # type: ignore[operator]
 
     @classmethod
-    def from_path(cls, path: Path, arch: str | None = None, device: str = "cpu") -> PromptDecoderRole:
+    def from_path(cls, path: str, arch: str | None = None, device: str = "cpu") -> PromptDecoderRole:
         return cls(inspect_checkpoint(path, arch), device=device)
 
     def parameter_count(self) -> int:
@@ -62,57 +82,65 @@ class PromptDecoderRole:
 
     @torch.inference_mode()
     def decode(
-        self, embedding: np.ndarray | torch.Tensor, info: ImageInfo, prompts: list[Prompt], multimask_output: bool
+        self,
+        tensors: Mapping[str, np.ndarray | torch.Tensor],
+        info: ImageInfo,
+        prompts: list[Prompt],
+        multimask_output: bool,
     ) -> list[ObjectPrediction]:
-        """One ObjectPrediction per prompt, in the order of `prompts`; prompts must be validated already."""
-        if isinstance(embedding, np.ndarray):
-            # float32 copy: stored embeddings are float16 and read-only views of the cached bytes.
-            embedding = torch.from_numpy(embedding.astype(np.float32))
-        image_embedding = embedding.to(self.device, torch.float32).reshape(1, *EMBEDDING_SHAPE)
+        """One ObjectPrediction per prompt, in the order of `prompts` (validated already), against one image's
+        tensors by name (the family's outputs, any float dtype, read-only views allowed)."""
+        features = {
+            spec.name: self._tensor(tensors[spec.name]).reshape(1, *spec.shape) for spec in self.arch.family.outputs
+        }
         groups: dict[tuple[int, bool, bool], list[int]] = {}
         for index, prompt in enumerate(prompts):
             groups.setdefault(prompt.batch_signature(), []).append(index)
         answers: list[ObjectPrediction | None] = [None] * len(prompts)
         for indexes in groups.values():
-            batch = [prompts[index] for index in indexes]
-            low_res, scores = self._decode_batch(image_embedding, info, batch, multimask_output)
+            batch = to_model_frame([prompts[index] for index in indexes], info, self.arch)
+            low_res, scores = self._decode_batch(features, batch, multimask_output)
             for row, index in enumerate(indexes):
                 answers[index] = self._postprocess(low_res[row], scores[row], info)
         return [answer for answer in answers if answer is not None]
 
+    def _tensor(self, value: np.ndarray | torch.Tensor) -> torch.Tensor:
+        if isinstance(value, np.ndarray):
+            # A float32 copy: stored tensors are float16 and read-only views of the cached bytes.
+            value = torch.from_numpy(value.astype(np.float32))
+        return value.to(self.device, torch.float32)
+
     def _decode_batch(
-        self, image_embedding: torch.Tensor, info: ImageInfo, batch: list[Prompt], multimask_output: bool
+        self, features: dict[str, torch.Tensor], batch: ModelFramePrompts, multimask_output: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        first = batch[0]
-        points = None
-        if first.point_coords is not None:
-            coords = np.stack([points_to_model_frame(p.point_coords, info) for p in batch])  # type: ignore[arg-type]
-            labels = np.stack([p.point_labels for p in batch])  # type: ignore[misc]
-            points = (
-                torch.as_tensor(coords, dtype=torch.float, device=self.device),
-                torch.as_tensor(labels, dtype=torch.int, device=self.device),
-            )
-        boxes = None
-        if first.box is not None:
-            box_array = boxes_to_model_frame(np.stack([p.box for p in batch]), info)  # type: ignore[misc]
-            boxes = torch.as_tensor(box_array, dtype=torch.float, device=self.device)
-        masks = None
-        if first.mask_input is not None:
-            mask_array = np.stack([p.mask_input for p in batch])  # type: ignore[misc]
-            masks = torch.as_tensor(mask_array, dtype=torch.float, device=self.device)
+        device = self.device
+        points = None if batch.points is None else (batch.points[0].to(device), batch.points[1].to(device))
+        boxes = None if batch.boxes is None else batch.boxes.to(device)
+        masks = None if batch.masks is None else batch.masks.to(device)
         sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=masks)
-        return self.mask_decoder(
-            image_embeddings=image_embedding,
+        if not isinstance(self.arch.params, HieraParams):
+            return self.mask_decoder(  # type: ignore[no-any-return]
+                image_embeddings=features["image_embeddings"],
+                image_pe=self._dense_pe,
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=multimask_output,
+            )
+        low_res, scores, _, _ = self.mask_decoder(
+            image_embeddings=features["image_embed"],
             image_pe=self._dense_pe,
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
             multimask_output=multimask_output,
+            repeat_image=sparse.shape[0] > 1,
+            high_res_features=[features["high_res_feats_0"], features["high_res_feats_1"]],
         )
+        return low_res, scores
 
     def _postprocess(self, low_res: torch.Tensor, scores: torch.Tensor, info: ImageInfo) -> ObjectPrediction:
-        logits = upscale_logits(low_res[None], info)[0]
+        logits = upscale_logits(low_res[None], info, self.arch)[0]
         return ObjectPrediction(
-            low_res_logits=low_res.float().cpu().numpy(),
+            low_res_logits=returned_low_res_logits(low_res, self.arch).float().cpu().numpy(),
             scores=scores.float().cpu().numpy(),
             stability_scores=stability_scores(logits).float().cpu().numpy(),
             masks=binarize(logits).cpu().numpy(),

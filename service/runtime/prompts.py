@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from segment_anything.utils.transforms import ResizeLongestSide
 
-from service.constants import IMAGE_INPUT_SIZE, LOW_RES_MASK_SIZE
+from service.constants import LOW_RES_MASK_SIZE
 from service.errors import InvalidArgument, ResourceExhausted
 from service.image_info import ImageInfo
-
-_RESIZE = ResizeLongestSide(IMAGE_INPUT_SIZE)
+from service.runtime.families.spec import Arch, ResizeRule
 
 
 def prompt_field(index: int, *parts: str) -> str:
@@ -94,11 +94,56 @@ def _check_inside(value: float, side: int, limits: PromptLimits, field: str) -> 
         raise InvalidArgument(f"is {value}, outside the image (0 to {side} pixels)", field)
 
 
-def points_to_model_frame(point_coords: np.ndarray, info: ImageInfo) -> np.ndarray:
-    """(…, 2) x, y in original pixels to the 1024 frame, with the reference's arithmetic (float64)."""
-    return _RESIZE.apply_coords(point_coords, info.original_size)
+@dataclass(frozen=True, eq=False)
+class ModelFramePrompts:
+    """A batch of same-signature prompts as the prompt encoder takes them, in the model's input frame."""
+
+    points: tuple[torch.Tensor, torch.Tensor] | None  # (B, N, 2) float coordinates, (B, N) int labels
+    boxes: torch.Tensor | None  # (B, 4) for SAM 1; SAM 2 takes its boxes as two labelled points instead
+    masks: torch.Tensor | None  # (B, 1, 256, 256) float logits
 
 
-def boxes_to_model_frame(boxes: np.ndarray, info: ImageInfo) -> np.ndarray:
-    """(B, 4) x0, y0, x1, y1 in original pixels to the 1024 frame."""
-    return _RESIZE.apply_boxes(boxes, info.original_size)
+def to_model_frame(batch: list[Prompt], info: ImageInfo, arch: Arch) -> ModelFramePrompts:
+    """Prompts of one batch signature to the family's model frame, with its reference predictor's arithmetic:
+    SamPredictor's ResizeLongestSide in float64 (sam, tinyvit), or SAM2Transforms' x / width, y / height times the
+    input size in float32, box corners becoming points labelled 2 and 3 before the clicks (sam2)."""
+    first = batch[0]
+    points = boxes = masks = None
+    square = arch.family.resize is ResizeRule.SQUARE_FLOAT
+    if first.point_coords is not None:
+        coords = np.stack([prompt.point_coords for prompt in batch])  # type: ignore[misc]
+        labels = torch.as_tensor(np.stack([prompt.point_labels for prompt in batch]), dtype=torch.int)  # type: ignore[misc]
+        points = (
+            _square_frame(coords, info, arch.input_size) if square else _longest_side_frame(coords, info, arch),
+            labels,
+        )
+    if first.box is not None:
+        corners = np.stack([prompt.box for prompt in batch])  # type: ignore[misc]
+        if square:
+            box_points = _square_frame(corners.reshape(-1, 2, 2), info, arch.input_size)
+            box_labels = torch.tensor([[2, 3]], dtype=torch.int).repeat(box_points.shape[0], 1)
+            if points is None:
+                points = (box_points, box_labels)
+            else:
+                points = (torch.cat([box_points, points[0]], dim=1), torch.cat([box_labels, points[1]], dim=1))
+        else:
+            boxes = torch.as_tensor(
+                ResizeLongestSide(arch.input_size).apply_boxes(corners, info.original_size), dtype=torch.float
+            )
+    if first.mask_input is not None:
+        masks = torch.as_tensor(np.stack([prompt.mask_input for prompt in batch]), dtype=torch.float)  # type: ignore[misc]
+    return ModelFramePrompts(points, boxes, masks)
+
+
+def _longest_side_frame(coords: np.ndarray, info: ImageInfo, arch: Arch) -> torch.Tensor:
+    return torch.as_tensor(
+        ResizeLongestSide(arch.input_size).apply_coords(coords, info.original_size), dtype=torch.float
+    )
+
+
+def _square_frame(coords: np.ndarray, info: ImageInfo, size: int) -> torch.Tensor:
+    scaled = torch.as_tensor(coords, dtype=torch.float).clone()
+    rows, columns = info.original_size
+    scaled[..., 0] = scaled[..., 0] / columns
+    scaled[..., 1] = scaled[..., 1] / rows
+    return scaled * size

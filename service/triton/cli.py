@@ -15,12 +15,16 @@ _MODEL_REPOSITORY = Path(__file__).resolve().parents[2] / "model_repo"
 
 @dataclass(frozen=True)
 class TritonCommandSettings(LoggingSettings):
-    checkpoint: Path | None = setting(None, "SAM checkpoint the model loads (required).")
-    arch: str | None = setting(None, "Architecture of the checkpoint (checked if given).")
-    model_id: str | None = setting(None, "Model id to report instead of hashing the checkpoint.")
-    model_repository: Path = setting(_MODEL_REPOSITORY, "Triton model repository.")
+    models: tuple[str, ...] = setting(
+        (), "A model to serve, NAME=CHECKPOINT (a .pth path or builtin:lite_medsam); repeatable; CPU configs."
+    )
+    checkpoint: Path | None = setting(None, "One checkpoint to serve, as model sam_image_encoder (instead of --model).")
+    arch: str | None = setting(None, "Architecture of --checkpoint (checked if given).")
+    model_repository: Path = setting(
+        _MODEL_REPOSITORY, "Without --model or --checkpoint: serve this Triton model repository as it is."
+    )
     model_config_name: str | None = setting(
-        "cpu", "configs/<name>.pbtxt to use; empty for config.pbtxt (the GPU configuration)."
+        "cpu", "With --model-repository: configs/<name>.pbtxt to use; empty for config.pbtxt (the GPU configuration)."
     )
     triton_host: str = setting("127.0.0.1", "Address Triton binds.")
     triton_grpc_port: int = setting(8001, "Triton gRPC port.")
@@ -45,19 +49,24 @@ def run(args: argparse.Namespace) -> int:
     import threading
 
     from service.logs import configure_logging
+    from service.model_specs import ModelSpec, parse_model_spec
+    from service.runtime.checkpoint import inspect_checkpoint
     from service.settings import settings_from_args
     from service.triton.launcher import TritonServer
+    from service.triton.model_config import TritonModel
 
     settings = settings_from_args(TritonCommandSettings, args)
     configure_logging(settings.log_level, settings.log_format)
     log = logging.getLogger("samsvc.triton")
-    if settings.checkpoint is None:
-        log.error("--checkpoint (SAMSVC_CHECKPOINT) is required")
-        return 2
+    specs = [parse_model_spec(text) for text in settings.models]
+    if settings.checkpoint is not None:
+        specs.append(ModelSpec("sam_image_encoder", str(settings.checkpoint), settings.arch))
+    models = []
+    for spec in specs:
+        info = inspect_checkpoint(spec.checkpoint or "", spec.arch)
+        models.append(TritonModel(spec.name, info.arch, str(info.path), info.model_id))
     server = TritonServer(
-        checkpoint=settings.checkpoint,
-        arch=settings.arch,
-        model_id=settings.model_id,
+        models=models,
         model_repository=settings.model_repository,
         model_config_name=settings.model_config_name,
         host=settings.triton_host,

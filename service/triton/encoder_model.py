@@ -1,57 +1,46 @@
-"""What model_repo/sam_image_encoder/1/model.py runs, kept here so tests exercise it without Triton.
+"""What model_repo's model.py runs, kept here so tests exercise it without Triton.
 
-The python backend hands model.py its config as JSON and an instance kind; these functions turn that
-into an ImageEncoderRole and run a dynamic batch of requests through it as one forward pass.
+The python backend hands model.py its config as JSON and an instance kind; these functions turn that into an
+ImageEncoderRole and run a dynamic batch of requests through it as one forward pass.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from service.runtime.checkpoint import inspect_checkpoint
 from service.runtime.image_encoder import ImageEncoderRole
 
-CHECKPOINT_ENV = "SAMSVC_CHECKPOINT"
-ARCH_ENV = "SAMSVC_ARCH"
-MODEL_ID_ENV = "SAMSVC_MODEL_ID"
-
 
 @dataclass(frozen=True)
 class EncoderModelSettings:
-    """Where the weights are and where to run them."""
+    """Where the weights are and where to run them, from the model's config parameters."""
 
-    checkpoint: Path
+    checkpoint: str  # a path, or builtin:lite_medsam
     arch: str | None
     model_id: str | None
     device: str
     half: bool
 
 
-def settings_from_triton(args: Mapping[str, str], environ: Mapping[str, str] = os.environ) -> EncoderModelSettings:
-    """Settings from the python backend's `initialize(args)`: the environment wins over config parameters,
-    so one model_repo/ serves any checkpoint mounted into the pod."""
+def settings_from_triton(args: Mapping[str, str]) -> EncoderModelSettings:
+    """Settings from the python backend's `initialize(args)`: the config's `checkpoint`, `arch` and `model_id`
+    parameters (each served model has its own), the instance kind and device."""
     config = json.loads(args["model_config"])
     parameters = {key: value.get("string_value", "") for key, value in config.get("parameters", {}).items()}
-
-    def setting(env_name: str, parameter: str) -> str | None:
-        return environ.get(env_name) or parameters.get(parameter) or None
-
-    checkpoint = setting(CHECKPOINT_ENV, "checkpoint")
-    if checkpoint is None:
-        raise ValueError(f"no checkpoint: set the model parameter 'checkpoint' or {CHECKPOINT_ENV}")
+    checkpoint = parameters.get("checkpoint")
+    if not checkpoint:
+        raise ValueError(f"model {config.get('name')!r} has no 'checkpoint' parameter in its config.pbtxt")
     on_gpu = args.get("model_instance_kind", "CPU") == "GPU"
-    device = f"cuda:{args.get('model_instance_device_id', '0')}" if on_gpu else "cpu"
     return EncoderModelSettings(
-        checkpoint=Path(checkpoint),
-        arch=setting(ARCH_ENV, "arch"),
-        model_id=setting(MODEL_ID_ENV, "model_id"),
-        device=device,
+        checkpoint=checkpoint,
+        arch=parameters.get("arch") or None,
+        model_id=parameters.get("model_id") or None,
+        device=f"cuda:{args.get('model_instance_device_id', '0')}" if on_gpu else "cpu",
         # Half precision only where it is fast; the CPU stays in float32.
         half=on_gpu,
     )
@@ -65,13 +54,18 @@ def load_encoder(settings: EncoderModelSettings) -> ImageEncoderRole:
 
 def encode_requests(
     encoder: ImageEncoderRole, images: Sequence[np.ndarray], input_sizes: Sequence[np.ndarray]
-) -> list[np.ndarray]:
-    """Encode every request's images (each (B_i, 1024, 1024, 3) uint8) in one forward pass; float16
-    embeddings (B_i, 256, 64, 64) per request, in order."""
+) -> list[dict[str, np.ndarray]]:
+    """Encode every request's images (each (B_i, *image shape)) in one forward pass; per request, its tensors by
+    Triton output name, (B_i, *shape) in their storage dtypes, in order."""
     counts = [len(batch) for batch in images]
-    embeddings = encoder.encode(np.concatenate(images), np.concatenate(input_sizes).astype(np.int64))
-    half = embeddings.astype(np.float16)
-    return list(np.split(half, np.cumsum(counts)[:-1]))
+    outputs = encoder.encode(np.concatenate(images), np.concatenate(input_sizes).astype(np.int64))
+    split_points = np.cumsum(counts)[:-1]
+    per_request: list[dict[str, np.ndarray]] = [{} for _ in counts]
+    for spec in encoder.arch.family.outputs:
+        stored = outputs[spec.name].astype(spec.storage_dtype)
+        for request, part in zip(per_request, np.split(stored, split_points), strict=True):
+            request[spec.triton_name] = part
+    return per_request
 
 
 def model_id_output(model_id: str, batch_size: int) -> np.ndarray:

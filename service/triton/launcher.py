@@ -29,16 +29,15 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from service.local.child_process import ChildProcess
 from service.local.ports import free_port
-
-REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_MODEL_REPOSITORY = REPOSITORY_ROOT / "model_repo"
-ENCODER_MODEL_NAME = "sam_image_encoder"
+from service.triton.model_config import TritonModel
+from service.triton.model_repository import DEFAULT_MODEL_REPOSITORY, REPOSITORY_ROOT, write_repository
 
 
 def _pytriton_dir() -> Path:
@@ -101,19 +100,18 @@ def child_environment(base: dict[str, str] | None = None) -> dict[str, str]:
 
 @dataclass
 class TritonServer:
-    """A tritonserver child serving `model_repository`; start() waits until the encoder model is READY.
+    """A tritonserver child; start() waits until every model is READY.
 
-    Ports left at 0 are chosen free on start() and kept, so stop() then start() comes back on the same
-    address (tests rely on this to prove clients recover).
+    It serves `models` from a repository it writes under its work directory (CPU instances), or, without models,
+    the existing `model_repository` (with configs/<model_config_name>.pbtxt when a name is given). Ports left at
+    0 are chosen free on start() and kept, so stop() then start() comes back on the same address (tests rely on
+    this to prove clients recover).
     """
 
-    checkpoint: Path | None = None
-    arch: str | None = None
-    model_id: str | None = None
+    models: Sequence[TritonModel] = ()
     model_repository: Path = DEFAULT_MODEL_REPOSITORY
     # "cpu" selects configs/cpu.pbtxt; None uses config.pbtxt (the GPU production configuration).
     model_config_name: str | None = "cpu"
-    model_name: str = ENCODER_MODEL_NAME
     host: str = "127.0.0.1"
     grpc_port: int = 0
     http_port: int = 0
@@ -131,11 +129,20 @@ class TritonServer:
     def log_path(self) -> Path:
         return self.work_dir / "tritonserver.log"
 
+    @property
+    def model_names(self) -> list[str]:
+        if self.models:
+            return [model.name for model in self.models]
+        return sorted(path.name for path in self.model_repository.iterdir() if (path / "1").is_dir())
+
     def command(self) -> list[str]:
         backend_dir = prepare_backend_directory(self.work_dir / "backends")
+        repository = self.model_repository
+        if self.models:
+            repository = write_repository(self.work_dir / "model_repo", self.models, "KIND_CPU")
         command = [
             str(TRITONSERVER_BINARY),
-            f"--model-repository={self.model_repository}",
+            f"--model-repository={repository}",
             f"--backend-directory={backend_dir}",
             f"--backend-config=python,shm-default-byte-size={_SHM_DEFAULT_BYTES}",
             f"--backend-config=python,shm-growth-byte-size={_SHM_GROWTH_BYTES}",
@@ -150,20 +157,9 @@ class TritonServer:
             "--strict-readiness=true",
             f"--log-verbose={self.log_verbose}",
         ]
-        if self.model_config_name:
+        if self.model_config_name and not self.models:
             command.append(f"--model-config-name={self.model_config_name}")
         return command
-
-    def environment(self) -> dict[str, str]:
-        environment = child_environment()
-        for name, value in (
-            ("SAMSVC_CHECKPOINT", self.checkpoint),
-            ("SAMSVC_ARCH", self.arch),
-            ("SAMSVC_MODEL_ID", self.model_id),
-        ):
-            if value:
-                environment[name] = str(value)
-        return environment
 
     def start(self, timeout_seconds: float = 180.0) -> TritonServer:
         if not TRITONSERVER_BINARY.exists():
@@ -173,7 +169,7 @@ class TritonServer:
         self.metrics_port = self.metrics_port or free_port(self.host)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         # Its own process group, so stop() also ends the backend stubs it forks if the server itself hangs.
-        self.child = ChildProcess("tritonserver", self.command(), self.log_path, self.environment()).start()
+        self.child = ChildProcess("tritonserver", self.command(), self.log_path, child_environment()).start()
         try:
             self.wait_until_ready(timeout_seconds)
         except BaseException:
@@ -182,36 +178,46 @@ class TritonServer:
         return self
 
     def is_model_ready(self) -> bool:
-        url = f"http://{self.host}:{self.http_port}/v2/models/{self.model_name}/ready"
+        """True when every served model is READY."""
+        return all(self._ready(name) for name in self.model_names)
+
+    def _ready(self, model_name: str) -> bool:
+        url = f"http://{self.host}:{self.http_port}/v2/models/{model_name}/ready"
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 return bool(response.status == 200)
         except (urllib.error.URLError, OSError):
             return False
 
-    def inference_count(self, settle_seconds: float = 0.25) -> int:
-        """Images (batch items) the model has inferred since this server started, from Triton's statistics.
+    def inference_count(self, model_name: str | None = None, settle_seconds: float = 0.25) -> int:
+        """Images (batch items) a model (default: every model) has inferred since this server started, from
+        Triton's statistics.
 
         Triton counts an inference just after sending its response, so a caller that has its answer may read
         the old count: read until two reads `settle_seconds` apart agree.
         """
-        count = self._read_inference_count()
+        count = self._read_inference_count(model_name)
         while True:
             time.sleep(settle_seconds)
-            settled = self._read_inference_count()
+            settled = self._read_inference_count(model_name)
             if settled == count:
                 return count
             count = settled
 
-    def _read_inference_count(self) -> int:
-        url = f"http://{self.host}:{self.http_port}/v2/models/{self.model_name}/stats"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            statistics = json.load(response)
+    def statistics(self, model_name: str | None = None) -> dict[str, Any]:
+        """Triton's inference statistics of a model (default: every model)."""
+        path = f"/v2/models/{model_name}/stats" if model_name else "/v2/models/stats"
+        with urllib.request.urlopen(f"http://{self.host}:{self.http_port}{path}", timeout=5) as response:
+            statistics: dict[str, Any] = json.load(response)
+        return statistics
+
+    def _read_inference_count(self, model_name: str | None) -> int:
+        statistics = self.statistics(model_name)
         return sum(int(model.get("inference_count", 0)) for model in statistics.get("model_stats", []))
 
-    def model_config(self) -> dict[str, Any]:
-        """The configuration Triton loaded for the model (after --model-config-name)."""
-        url = f"http://{self.host}:{self.http_port}/v2/models/{self.model_name}/config"
+    def model_config(self, model_name: str | None = None) -> dict[str, Any]:
+        """The configuration Triton loaded for a model (default: the first)."""
+        url = f"http://{self.host}:{self.http_port}/v2/models/{model_name or self.model_names[0]}/config"
         with urllib.request.urlopen(url, timeout=5) as response:
             config: dict[str, Any] = json.load(response)
         return config
@@ -224,7 +230,7 @@ class TritonServer:
             if self.is_model_ready():
                 return
             time.sleep(0.2)
-        raise TritonFailedToStart(f"model {self.model_name} not ready within {timeout_seconds} s:\n{self.log_tail()}")
+        raise TritonFailedToStart(f"models {self.model_names} not ready within {timeout_seconds} s:\n{self.log_tail()}")
 
     def exited(self) -> bool:
         return self.child is None or self.child.exited()

@@ -43,8 +43,8 @@ KNOWN_KINDS = {
 }
 CUSTOM_RESOURCE_GROUPS = ("monitoring.coreos.com/",)
 KUBERNETES_VERSION = "1.32"
-# Settings the Triton model reads from its environment (the brief's Triton contract).
-TRITON_SETTINGS = {"SAMSVC_CHECKPOINT", "SAMSVC_ARCH"}
+# Triton's models read their checkpoints from model_repo/'s config parameters, not from the environment.
+TRITON_SETTINGS: set[str] = set()
 
 
 # ---------------------------------------------------------------------------------------------- documents
@@ -167,16 +167,27 @@ def test_volumes_reference_existing_claims_and_config_maps() -> None:
                 assert mount["name"] in volumes, f"{workload}: mount of unknown volume {mount['name']}"
 
 
-def test_checkpoint_is_mounted_read_only_where_it_is_read() -> None:
+def _checkpoint_paths(workload: str, container: dict[str, Any]) -> list[str]:
+    """The checkpoint files a container reads: the paths in SAMSVC_MODELS, or Triton's model_repo/ parameters."""
+    if workload == "triton":
+        configs = "\n".join(path.read_text() for path in (ROOT / "model_repo").glob("*/config.pbtxt"))
+        return re.findall(r'key: "checkpoint"\s+value: \{ string_value: "(/[^"]+)" \}', configs)
+    models = env(container).get("SAMSVC_MODELS", {}).get("value", "")
+    return [spec.split("=", 1)[1] for spec in models.split(",") if "=/" in spec]
+
+
+def test_checkpoints_are_mounted_read_only_where_they_are_read() -> None:
+    read = set()
     for workload, _, spec in pod_specs():
         volumes = {volume["name"]: volume for volume in spec.get("volumes", [])}
         for container in spec["containers"]:
-            checkpoint = env(container).get("SAMSVC_CHECKPOINT")
-            if checkpoint is None:
-                continue
-            mount = next(m for m in container["volumeMounts"] if checkpoint["value"].startswith(m["mountPath"] + "/"))
-            assert mount["readOnly"] is True, workload
-            assert volumes[mount["name"]]["persistentVolumeClaim"] == {"claimName": "sam-checkpoints", "readOnly": True}
+            for checkpoint in _checkpoint_paths(workload, container):
+                read.add(workload)
+                mount = next(m for m in container["volumeMounts"] if checkpoint.startswith(m["mountPath"] + "/"))
+                assert mount["readOnly"] is True, workload
+                claim = volumes[mount["name"]]["persistentVolumeClaim"]
+                assert claim == {"claimName": "sam-checkpoints", "readOnly": True}
+    assert {"triton", "encoder", "decoder"} <= read
 
 
 def test_redis_is_an_lru_cache_with_an_exporter_beside_it() -> None:
@@ -266,4 +277,6 @@ def test_settings_agree_with_ports_and_services() -> None:
             assert re.search(rf"SAMSVC_PORT; default: {ports['grpc']}\]", " ".join(help_text.split())), role
         if role == "encoder":
             assert variables["SAMSVC_TRITON_URL"]["value"] == f"triton:{service_port('triton', 'grpc')}"
-            assert variables["SAMSVC_TRITON_MODEL"]["value"] == "sam_image_encoder"
+            # Each served model's name is its Triton model in model_repo/.
+            names = [spec.split("=", 1)[0] for spec in variables["SAMSVC_MODELS"]["value"].split(",")]
+            assert names and all((ROOT / "model_repo" / name / "config.pbtxt").exists() for name in names)

@@ -19,18 +19,24 @@ from prometheus_client import REGISTRY
 from segment_anything import SamPredictor
 
 from service._proto.sam.v1 import sam_pb2, sam_pb2_grpc
-from service.cache.codec import decode_embedding
 from service.cache.keys import image_key_of, parse_image_key
 from service.encoder.server import EncoderServer, start_encoder
 from service.local.redis_server import RedisServer
 from service.model_identity import ModelIdentity
 from service.rpc.channel import channel_options
-from service.runtime.build import build_sam
-from service.runtime.checkpoint import CheckpointInfo, load_state_dict
+from service.runtime.checkpoint import CheckpointInfo
 from service.runtime.image_file import decode_image
 from service.triton.launcher import TritonServer
+from tests.numerical_contract import reference_sam
 from tests.support.polling import wait_until_async
-from tests.support.servers import encoder_settings, health_status, make_triton_server, wait_for_health
+from tests.support.servers import (
+    SINGLE_MODEL_NAME,
+    encoder_settings,
+    health_status,
+    make_triton_server,
+    read_stored,
+    wait_for_health,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -142,26 +148,21 @@ async def test_stored_embedding_equals_reference_encoder(
     # A JPEG of a non-square size exercises decoding, resizing and padding.
     image = new_image_bytes(300, 200, fmt="JPEG")
     answer = await embed(encoder_stub, image)
-    client = aioredis.from_url(redis_server.url)
-    try:
-        stored = decode_embedding(await client.get(answer.image_key), expected_model_id=answer.model)
-    finally:
-        await client.aclose()
+    stored = await read_stored(redis_server.url, answer.image_key, answer.model)
 
-    sam = build_sam(tiny_checkpoint.arch)
-    sam.load_state_dict(load_state_dict(tiny_checkpoint.path))
-    predictor = SamPredictor(sam.eval())
+    predictor = SamPredictor(reference_sam(tiny_checkpoint))
     with torch.inference_mode():
         predictor.set_image(decode_image(image), image_format="RGB")
     reference = predictor.features[0].numpy()
 
     assert stored.info.original_size == (300, 200)
     assert stored.info.input_size == tuple(predictor.input_size)
-    assert stored.embedding.dtype == np.float16 and stored.embedding.shape == reference.shape
+    embedding = stored.tensors["image_embeddings"]
+    assert embedding.dtype == np.float16 and embedding.shape == reference.shape
     # float16 keeps 11 significant bits: rounding moves each value by at most 2^-11 of itself; allow 1e-4
     # absolute on top for float32 noise between Triton's process and this one (measured: max diff 0.0019 at
     # values up to 4.7, i.e. exactly float16 rounding).
-    difference = np.abs(stored.embedding.astype(np.float32) - reference)
+    difference = np.abs(embedding.astype(np.float32) - reference)
     bound = np.abs(reference) * 2.0**-11 + 1e-4
     assert np.all(difference <= bound), float((difference - bound).max())
     assert float(difference.max()) <= 1e-3 * float(np.abs(reference).max())
@@ -174,13 +175,12 @@ async def test_a_damaged_cached_value_is_a_miss_and_gets_repaired(
     answer = await embed(encoder_stub, image)
     client = aioredis.from_url(redis_server.url)
     try:
-        value = await client.get(answer.image_key)
-        await client.set(answer.image_key, value[:-10])  # truncated: the header alone looks fine
+        assert await client.hdel(answer.image_key, "0") == 1  # a chunk lost: the header alone looks fine
 
         again = await embed(encoder_stub, image)
 
         assert again.cached is False
-        assert decode_embedding(await client.get(answer.image_key)).info.original_size == (120, 160)
+        assert (await read_stored(redis_server.url, answer.image_key, answer.model)).info.original_size == (120, 160)
         assert await client.ttl(answer.image_key) > 0
     finally:
         await client.aclose()
@@ -242,15 +242,16 @@ async def test_unknown_model_is_invalid_argument(encoder_stub: sam_pb2_grpc.Enco
 async def test_triton_model_id_mismatch_is_refused_and_not_stored(
     redis_server: RedisServer, triton_server: TritonServer
 ) -> None:
-    settings = encoder_settings(redis_server.url, triton_server.grpc_url, "tiny-0000000000000000")
-    server = await start_encoder(settings, model=ModelIdentity("tiny-0000000000000000", "tiny"))
+    wrong_id = "sam-tiny-0000000000000000"
+    settings = encoder_settings(redis_server.url, triton_server.grpc_url, wrong_id)
+    server = await start_encoder(settings, models=[ModelIdentity(wrong_id, "tiny", SINGLE_MODEL_NAME)])
     client = aioredis.from_url(redis_server.url)
     try:
         async with grpc.aio.insecure_channel(server.address, options=channel_options()) as channel:
             status, details = await embed_status(sam_pb2_grpc.EncoderStub(channel), new_image_bytes())
         assert status == grpc.StatusCode.UNAVAILABLE
         assert "refusing to store" in details
-        assert await client.keys("sam:tiny-0000000000000000:*") == []  # neither a value nor a lock left
+        assert await client.keys(f"sam:{wrong_id}:*") == []  # neither a value nor a lock left
     finally:
         await client.aclose()
         await server.stop(grace_seconds=1.0)

@@ -12,21 +12,21 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from service.client import SamClient, make_prompt
+from service.local.child_process import ChildProcess
 from service.local.ports import free_port
+from service.model_specs import ModelSpec
 from service.runtime.checkpoint import CheckpointInfo
 from service.stack.up import Stack, StackOptions, pick_free_ports
 from tests.deploy.manifests import named, require_tool
@@ -51,36 +51,15 @@ SCRAPE_SECONDS = 1
 RATE_INTERVAL = "1m"
 
 
-class LoopbackProcess:
-    """A server binary on a loopback port, its output in a log file; stopped (then killed) on exit."""
-
-    def __init__(self, command: list[str], log_path: Path) -> None:
-        self.log_path = log_path
-        with log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-
-    def log_tail(self) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 def _get_json(url: str, timeout_seconds: float = 10.0) -> Any:
     with urllib.request.urlopen(url, timeout=timeout_seconds) as response:
         return json.load(response)
 
 
-def _wait_for(url: str, process: LoopbackProcess, timeout_seconds: float = 30.0) -> None:
+def _wait_for(url: str, process: ChildProcess, timeout_seconds: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
-        assert process.process.poll() is None, f"exited:\n{process.log_tail()}"
+        assert not process.exited(), f"exited:\n{process.log_tail()}"
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
@@ -108,12 +87,12 @@ def _exporter_arguments(redis_port: int, listen_port: int) -> list[str]:
 @pytest.fixture(scope="module")
 def stack(tiny_checkpoint: CheckpointInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     options = StackOptions(
-        checkpoint=None, arch=None, redis_url=None, encoder_port=0, decoder_port=0,
+        models=(ModelSpec("sam_tiny", str(tiny_checkpoint.path)),), redis_url=None, encoder_port=0, decoder_port=0,
         encoder_metrics_port=0, decoder_metrics_port=0,
     )  # fmt: skip
     running = Stack(pick_free_ports(options), work_dir=tmp_path_factory.mktemp("stack"))
     try:
-        running.start(tiny_checkpoint.path)
+        running.start()
         yield running
     finally:
         running.stop()
@@ -125,10 +104,11 @@ def prometheus(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     work = tmp_path_factory.mktemp("prometheus")
     assert stack.redis is not None and stack.triton is not None
     exporter_port = free_port()
-    exporter = LoopbackProcess(
+    exporter = ChildProcess(
+        "redis-exporter",
         [require_tool("prometheus-redis-exporter"), *_exporter_arguments(stack.redis.port, exporter_port)],
         work / "redis-exporter.log",
-    )
+    ).start()
     targets = {
         "encoder": stack.options.encoder_metrics_port,
         "decoder": stack.options.decoder_metrics_port,
@@ -151,7 +131,8 @@ def prometheus(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     (work / "prometheus.yml").write_text(yaml.safe_dump(config))
     (work / "rules.yaml").write_text(rule_file_text())
     port = free_port()
-    server = LoopbackProcess(
+    server = ChildProcess(
+        "prometheus",
         [
             require_tool("prometheus"),
             f"--config.file={work / 'prometheus.yml'}",
@@ -159,7 +140,7 @@ def prometheus(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             f"--web.listen-address=127.0.0.1:{port}",
         ],
         work / "prometheus.log",
-    )
+    ).start()
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_for(f"http://127.0.0.1:{exporter_port}/health", exporter)

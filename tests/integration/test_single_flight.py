@@ -14,11 +14,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import redis.asyncio as aioredis
 
+from service.cache.codec import EncodedEmbedding
 from service.cache.single_flight import Outcome, SingleFlight
 from service.cache.store import EmbeddingStore, connect_redis
 from service.local.redis_server import RedisServer
 
 _KEYS = (f"test:single-flight:{index}" for index in itertools.count())
+# Single flight does not look inside values: any stored header stands for "the value".
+VALUE = EncodedEmbedding(b"value", ())
 
 
 class Waiters:
@@ -35,7 +38,8 @@ class Waiters:
         async def check() -> str | None:
             self.looked.add(flight)
             self.changed.set()
-            return "stored" if await self.store.get(self.key) == b"value" else None
+            stored = await self.store.get(self.key)
+            return "stored" if stored is not None and stored.header == b"value" else None
 
         return check
 
@@ -74,7 +78,7 @@ async def test_concurrent_runs_compute_once_and_the_rest_get_the_value(
         calls += 1
         computing.set()
         await go_on.wait()
-        await store.put(key, b"value")
+        await store.put(key, VALUE)
         return "computed"
 
     flights = [SingleFlight(store, lock_ttl_seconds=10, poll_seconds=0.01) for _ in range(8)]  # 8 "replicas"
@@ -102,7 +106,7 @@ async def test_a_dead_holders_lock_expires_and_a_waiter_takes_over(
     await redis_client.set(f"{key}:lock", "dead-replica", nx=True, px=300)
 
     async def compute() -> str:
-        await store.put(key, b"value")
+        await store.put(key, VALUE)
         return "computed"
 
     result = await SingleFlight(store, lock_ttl_seconds=10, poll_seconds=0.02).run(
@@ -154,12 +158,12 @@ async def test_wait_is_bounded(store: EmbeddingStore, redis_client: aioredis.Red
 async def test_a_damaged_value_does_not_count_as_ready(store: EmbeddingStore, redis_client: aioredis.Redis) -> None:
     key = next(_KEYS)
     waiters = Waiters(store, key)
-    await store.put(key, b"damaged")
+    await store.put(key, EncodedEmbedding(b"damaged", ()))
     await redis_client.set(f"{key}:lock", "repairing-replica", px=10_000)
 
     async def repair() -> None:
         await waiters.until_looked({0})  # the waiter has seen the damaged value first
-        await store.put(key, b"value")
+        await store.put(key, VALUE)
         await redis_client.delete(f"{key}:lock")
 
     async def compute() -> str:

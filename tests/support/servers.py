@@ -8,16 +8,29 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from service.cache.codec import StoredEmbedding, decode_embedding
+from service.cache.store import EmbeddingStore, connect_redis
 from service.decoder.settings import DecoderSettings
 from service.encoder.settings import EncoderSettings
 from service.runtime.checkpoint import CheckpointInfo
 from service.triton.launcher import TritonServer
+from service.triton.model_config import TritonModel
+
+# The Triton model name the encoder's single-model flags use by default.
+SINGLE_MODEL_NAME = "sam_image_encoder"
 
 
-def make_triton_server(checkpoint: CheckpointInfo) -> TritonServer:
-    """A local CPU tritonserver serving model_repo/ with `checkpoint` (not started)."""
+def make_triton_server(*checkpoints: CheckpointInfo, names: tuple[str, ...] = ()) -> TritonServer:
+    """A local CPU tritonserver serving one model per checkpoint (not started), named `names` or, for a single
+    checkpoint, as the encoder's single-model flags expect."""
+    names = names or (SINGLE_MODEL_NAME,)
     # No model id given: model.py hashes the checkpoint itself, so tests prove both sides agree on the id.
-    return TritonServer(checkpoint=checkpoint.path)
+    return TritonServer(
+        models=[
+            TritonModel(name, checkpoint.arch, str(checkpoint.path))
+            for name, checkpoint in zip(names, checkpoints, strict=True)
+        ]
+    )
 
 
 def encoder_settings(redis_url: str, triton_url: str, model_id: str, **overrides: object) -> EncoderSettings:
@@ -68,3 +81,14 @@ async def wait_for_health(address: str, serving: bool, timeout_seconds: float = 
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"health of {address} stayed {status}, wanted {wanted}, for {timeout_seconds} s")
+
+
+async def read_stored(redis_url: str, image_key: str, model_id: str) -> StoredEmbedding:
+    """The embedding stored under `image_key`, read and checked with the service's own store and codec."""
+    store = EmbeddingStore(connect_redis(redis_url), ttl_seconds=0)
+    try:
+        value = await store.get(image_key)
+    finally:
+        await store.close()
+    assert value is not None and value.header is not None, f"nothing stored under {image_key}"
+    return decode_embedding(value.header, value.chunks, model_id)

@@ -10,22 +10,23 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
-from segment_anything.modeling import Sam
 
+from service.cache.store import EmbeddingStore, connect_redis
 from service.client import AsyncSamClient
 from service.decoder.server import DecoderServer, start_decoder_server
 from service.local.redis_server import RedisServer
 from service.runtime.checkpoint import CheckpointInfo
 from service.runtime.image_encoder import ImageEncoderRole
 from service.runtime.prompt_decoder import PromptDecoderRole
-from tests.numerical_contract import reference_sam
+from tests.support.oracles import Oracle, oracle_for
 from tests.support.reference import Reference, StoredImage, StoreImage, embed_for_redis, make_test_image
 from tests.support.servers import decoder_settings
 
 
 @pytest.fixture(scope="session")
-def sam_reference_model(tiny_checkpoint: CheckpointInfo) -> Sam:
-    return reference_sam(tiny_checkpoint)
+def tiny_oracle(tiny_checkpoint: CheckpointInfo) -> Oracle:
+    """The reference predictor of the tiny checkpoint (its model built once)."""
+    return oracle_for(tiny_checkpoint)
 
 
 @pytest.fixture(scope="session")
@@ -47,11 +48,19 @@ async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redi
 
 
 @pytest.fixture(scope="session")
+async def embedding_store(redis_server: RedisServer) -> AsyncIterator[EmbeddingStore]:
+    """The service's own store over the session's Redis, for putting embeddings in as the encoder does."""
+    store = EmbeddingStore(connect_redis(redis_server.url), ttl_seconds=0)
+    yield store
+    await store.close()
+
+
+@pytest.fixture(scope="session")
 def store_image(
     tiny_checkpoint: CheckpointInfo,
     image_encoder_role: ImageEncoderRole,
-    sam_reference_model: Sam,
-    redis_client: aioredis.Redis,
+    tiny_oracle: Oracle,
+    embedding_store: EmbeddingStore,
 ) -> StoreImage:
     """Embed a seeded image, put it into the real Redis, and return it with its reference predictors."""
     made: dict[tuple[int, int, int], tuple[StoredImage, Reference]] = {}
@@ -60,9 +69,9 @@ def store_image(
         if (height, width, seed) not in made:
             rgb, image_bytes = make_test_image(height, width, seed)
             image = embed_for_redis(image_encoder_role, tiny_checkpoint.model_id, rgb, image_bytes)
-            made[(height, width, seed)] = (image, Reference.of(sam_reference_model, rgb, image.stored))
+            made[(height, width, seed)] = (image, Reference.of(tiny_oracle, rgb, image.stored))
         image, reference = made[(height, width, seed)]
-        await redis_client.set(image.image_key, image.value)
+        await embedding_store.put(image.image_key, image.encoded)
         return image, reference
 
     return store
@@ -72,7 +81,7 @@ def store_image(
 async def decoder_server(
     tiny_checkpoint: CheckpointInfo, redis_server: RedisServer, decoder_role: PromptDecoderRole
 ) -> AsyncIterator[DecoderServer]:
-    server = await start_decoder_server(decoder_settings(tiny_checkpoint, redis_server.url), decoder_role)
+    server = await start_decoder_server(decoder_settings(tiny_checkpoint, redis_server.url), [decoder_role])
     yield server
     await server.stop(grace_seconds=1)
 

@@ -8,39 +8,41 @@ import asyncio
 import numpy as np
 import pytest
 import redis.asyncio as aioredis
-from segment_anything.modeling import Sam
 
 from service.cache.codec import decode_embedding
+from service.cache.store import EmbeddingStore
 from service.client import AsyncSamClient, SamClient, make_prompt, mask_of
 from service.decoder.server import DecoderServer
 from service.encoder.server import EncoderServer
 from service.runtime.image_file import decode_image
+from tests.support.oracles import Oracle
 from tests.support.reference import Reference, assert_matches_reference, make_test_image
 
 pytestmark = pytest.mark.slow
 
 
 async def _reference_of_stored(
-    sam: Sam, redis_client: aioredis.Redis, image_key: str, image_bytes: bytes, model_id: str
+    oracle: Oracle, store: EmbeddingStore, image_key: str, image_bytes: bytes, model_id: str
 ) -> Reference:
-    """SamPredictor on the decoded image, with the rounded features read back from what the encoder stored."""
-    value = await redis_client.get(image_key)
-    assert value is not None
-    return Reference.of(sam, decode_image(image_bytes), decode_embedding(value, model_id))
+    """The reference on the decoded image, with the rounded tensors read back from what the encoder stored."""
+    value = await store.get(image_key)
+    assert value is not None and value.header is not None
+    return Reference.of(oracle, decode_image(image_bytes), decode_embedding(value.header, value.chunks, model_id))
 
 
 async def test_embed_then_segment_matches_reference(
     encoder_server: EncoderServer,
     decoder_server: DecoderServer,
     redis_client: aioredis.Redis,
-    sam_reference_model: Sam,
+    tiny_oracle: Oracle,
+    embedding_store: EmbeddingStore,
 ) -> None:
     _, image_bytes = make_test_image(72, 96, seed=30)
     async with AsyncSamClient(encoder_server.address, decoder_server.target) as client:
         image = await client.embed(image_bytes)
         assert image.original_size == (72, 96) and image.model == decoder_server.model_id
         reference = await _reference_of_stored(
-            sam_reference_model, redis_client, image.image_key, image_bytes, decoder_server.model_id
+            tiny_oracle, embedding_store, image.image_key, image_bytes, decoder_server.model_id
         )
         clicks = np.array([[40.0, 30.0], [70.0, 50.0]])
         labels = np.array([1, 0])

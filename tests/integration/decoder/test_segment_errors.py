@@ -135,7 +135,7 @@ async def test_corrupt_cache_entry_ends_the_stream_with_data_loss(
     decoder_client: AsyncSamClient, redis_client: aioredis.Redis, tiny_checkpoint: CheckpointInfo
 ) -> None:
     key = str(image_key_of(tiny_checkpoint.model_id, b"corrupt entry"))
-    await redis_client.set(key, b"SAMEMB\r\n garbage")
+    await redis_client.hset(key, mapping={"h": b"SAMEMB\r\n garbage" + bytes(32), "0": b"x"})
     stream = decoder_client.open_stream()
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stream.exchange(make_request(key, [GOOD]))
@@ -144,13 +144,24 @@ async def test_corrupt_cache_entry_ends_the_stream_with_data_loss(
     await stream.close()
 
 
+async def test_a_value_of_the_previous_codec_reads_as_not_found(
+    decoder_client: AsyncSamClient, redis_client: aioredis.Redis, tiny_checkpoint: CheckpointInfo
+) -> None:
+    """Version 1 stored one string per key; it is a miss, never garbage, and the client's re-embed replaces it."""
+    key = str(image_key_of(tiny_checkpoint.model_id, b"an old value"))
+    await redis_client.set(key, b"SAMEMB\r\n\x01\x00" + bytes(100))
+    async with decoder_client.open_stream() as stream:
+        answer = await stream.exchange(make_request(key, [GOOD]))
+        assert (answer.error.code, answer.error.field) == (NOT_FOUND, "image_key")
+
+
 async def test_redis_down_ends_the_stream_unavailable(
     tiny_checkpoint: CheckpointInfo, decoder_role: PromptDecoderRole, store_image: StoreImage
 ) -> None:
     """A Redis of its own, stopped under a running decoder: the next lookup that misses the LRU ends the stream."""
     image, _ = await store_image(60, 80, seed=1)
     with RedisServer() as own_redis:
-        server = await start_decoder_server(decoder_settings(tiny_checkpoint, own_redis.url), decoder_role)
+        server = await start_decoder_server(decoder_settings(tiny_checkpoint, own_redis.url), [decoder_role])
         try:
             own_redis.stop()
             async with AsyncSamClient(decoder_target=server.target) as client:
@@ -168,7 +179,7 @@ async def test_health_follows_redis(tiny_checkpoint: CheckpointInfo, decoder_rol
     """NOT_SERVING while Redis is down, SERVING again when it returns, without a restart."""
     with RedisServer() as own_redis:
         settings = decoder_settings(tiny_checkpoint, own_redis.url, health_check_seconds=0.2)
-        server = await start_decoder_server(settings, decoder_role)
+        server = await start_decoder_server(settings, [decoder_role])
         try:
             await wait_for_health(server.target, serving=True)
             own_redis.stop()

@@ -104,14 +104,14 @@ async def test_a_restarted_decoder_reloads_the_embedding_from_redis(
         async with AsyncSamClient(decoder_target=server.target) as client, client.open_stream() as stream:
             return await stream.exchange(request)
 
-    first_server = await start_decoder_server(decoder_settings(tiny_checkpoint, redis_server.url), decoder_role)
+    first_server = await start_decoder_server(decoder_settings(tiny_checkpoint, redis_server.url), [decoder_role])
     try:
         first = await ask(first_server)
         assert first_server.source.lru.misses == 1 and image.image_key in first_server.source.lru
     finally:
         await first_server.stop(grace_seconds=1)
     found_before = REGISTRY.get_sample_value("sam_decoder_redis_fetches_total", {"result": "found"}) or 0.0
-    second_server = await start_decoder_server(decoder_settings(tiny_checkpoint, redis_server.url), decoder_role)
+    second_server = await start_decoder_server(decoder_settings(tiny_checkpoint, redis_server.url), [decoder_role])
     try:
         second = await ask(second_server)
         again = await ask(second_server)
@@ -151,9 +151,9 @@ async def test_lru_is_bounded_in_bytes(
 ) -> None:
     """Room for two embeddings: a third image evicts the least recently used one."""
     images = [(await store_image(48, 64, seed=seed))[0] for seed in (20, 21, 22)]
-    embedding_bytes = images[0].stored.embedding.nbytes
+    embedding_bytes = images[0].stored.nbytes
     settings = decoder_settings(tiny_checkpoint, redis_server.url, lru_bytes=2 * embedding_bytes + 1)
-    server = await start_decoder_server(settings, decoder_role)
+    server = await start_decoder_server(settings, [decoder_role])
     try:
         async with AsyncSamClient(decoder_target=server.target) as client, client.open_stream() as stream:
             for image in (images[0], images[1], images[0], images[2]):

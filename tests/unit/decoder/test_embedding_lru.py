@@ -11,7 +11,9 @@ from service.runtime.preprocess import image_info_of
 
 
 def _stored(nbytes: int) -> StoredEmbedding:
-    return StoredEmbedding(np.zeros(nbytes // 2, dtype=np.float16), image_info_of((10, 10)), "tiny-x")
+    return StoredEmbedding(
+        {"image_embeddings": np.zeros(nbytes // 2, dtype=np.float16)}, image_info_of((10, 10)), "tiny-x"
+    )
 
 
 def test_evicts_least_recently_used_to_stay_within_bytes() -> None:

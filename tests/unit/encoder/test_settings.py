@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from service.encoder.embed import check_image_size
-from service.encoder.server import resolve_model_identity
+from service.encoder.server import resolve_models
 from service.encoder.settings import EncoderSettings
 from service.errors import InvalidArgument, ResourceExhausted
 from service.image_info import ImageLimits
-from service.model_identity import ModelIdentity
+from service.model_identity import ModelIdentity, select_model
 from service.runtime.checkpoint import CheckpointInfo
 from service.settings import parse_settings
 
@@ -58,20 +58,29 @@ def test_the_environment_is_read_when_parsing_not_when_the_parser_is_built(monke
     assert settings_from_args(EncoderSettings, parser.parse_args([])).triton_model == "set-after-building"
 
 
-def test_model_identity_from_flag_or_checkpoint(tiny_checkpoint: CheckpointInfo) -> None:
-    assert resolve_model_identity(EncoderSettings(model_id="vit_h-0123")).arch == "vit_h"
-    identity = resolve_model_identity(EncoderSettings(checkpoint=tiny_checkpoint.path))
-    assert identity == ModelIdentity(tiny_checkpoint.model_id, "tiny")
-    with pytest.raises(ValueError, match="--model-id or --checkpoint"):
-        resolve_model_identity(EncoderSettings())
+def test_models_from_flags_or_the_single_model_flags(tiny_checkpoint: CheckpointInfo) -> None:
+    (legacy,) = resolve_models(EncoderSettings(model_id="vit_h-0123"))
+    assert legacy == ModelIdentity("vit_h-0123", "vit_h", "sam_image_encoder")
+    (single,) = resolve_models(EncoderSettings(checkpoint=tiny_checkpoint.path))
+    assert single == ModelIdentity(tiny_checkpoint.model_id, "tiny", "sam_image_encoder")
+    first, second = resolve_models(EncoderSettings(models=(f"a={tiny_checkpoint.path}", "b=builtin:lite_medsam")))
+    assert (first.name, first.model_id) == ("a", tiny_checkpoint.model_id)
+    assert (second.name, second.arch) == ("b", "lite_medsam") and second.model_id.startswith("tinyvit-lite_medsam-")
+    with pytest.raises(ValueError, match="no model"):
+        resolve_models(EncoderSettings())
+    with pytest.raises(ValueError, match="not both"):
+        resolve_models(EncoderSettings(models=("a=x.pth",), checkpoint=tiny_checkpoint.path))
+    with pytest.raises(ValueError, match="NAME=CHECKPOINT"):
+        resolve_models(EncoderSettings(models=("x.pth",)))
 
 
-def test_requested_model_must_be_empty_the_id_or_the_architecture() -> None:
-    model = ModelIdentity("tiny-0123", "tiny")
-    for requested in ("", "tiny", "tiny-0123"):
-        model.check_requested(requested)
-    with pytest.raises(InvalidArgument, match="model: this server embeds with model 'tiny-0123', not 'vit_h'"):
-        model.check_requested("vit_h")
+def test_a_caller_names_a_model_by_id_architecture_or_served_name() -> None:
+    models = [ModelIdentity("sam-tiny-0123", "tiny", "small"), ModelIdentity("tinyvit-lite_medsam-4567", "lite_medsam")]
+    assert select_model(models, "") is models[0]
+    for requested, expected in (("tiny", 0), ("sam-tiny-0123", 0), ("small", 0), ("lite_medsam", 1)):
+        assert select_model(models, requested) is models[expected]
+    with pytest.raises(InvalidArgument, match="model: this server embeds with 'sam-tiny-0123', "):
+        select_model(models, "vit_h")
 
 
 def test_size_checks_before_any_lookup() -> None:

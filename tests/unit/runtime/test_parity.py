@@ -40,7 +40,7 @@ class Reference:
     """A SamPredictor with the image set, and our runtime's embedding of the same image."""
 
     predictor: SamPredictor
-    embedding: np.ndarray
+    tensors: dict[str, np.ndarray]
     info: ImageInfo
 
 
@@ -69,9 +69,9 @@ def reference(request: pytest.FixtureRequest, predictor_model: torch.nn.Module, 
         rgb = decode_image(sample_image_files()[name])
         predictor = SamPredictor(predictor_model)
         predictor.set_image(rgb)
-        padded, info = prepare_encoder_input(rgb)
-        embedding = encoder.encode(padded[None], np.array([info.input_size]))[0]
-        _REFERENCES[name] = Reference(predictor, embedding, info)
+        padded, info = prepare_encoder_input(rgb, encoder.arch)
+        tensors = {name: batch[0] for name, batch in encoder.encode(padded[None], np.array([info.input_size])).items()}
+        _REFERENCES[name] = Reference(predictor, tensors, info)
     return _REFERENCES[name]
 
 
@@ -118,8 +118,9 @@ def prompts_for(info: ImageInfo) -> dict[str, Prompt]:
 
 def test_embedding_matches_reference(reference: Reference) -> None:
     expected = reference.predictor.features[0].numpy()
-    assert reference.embedding.shape == expected.shape
-    assert np.abs(reference.embedding - expected).max() <= 1e-4
+    ours = reference.tensors["image_embeddings"]
+    assert ours.shape == expected.shape
+    assert np.abs(ours - expected).max() <= 1e-4
     assert reference.info.original_size == reference.predictor.original_size
     assert reference.info.input_size == reference.predictor.input_size
 
@@ -130,14 +131,14 @@ def test_prompt_matches_reference(
     reference: Reference, decoder: PromptDecoderRole, prompt_name: str, multimask: bool
 ) -> None:
     prompt = prompts_for(reference.info)[prompt_name]
-    (ours,) = decoder.decode(reference.embedding, reference.info, [prompt], multimask)
+    (ours,) = decoder.decode(reference.tensors, reference.info, [prompt], multimask)
     assert ours.scores.shape == ((3,) if multimask else (1,))
     assert_matches_reference(ours, *reference_predict(reference.predictor, prompt, multimask))
 
 
 def test_mask_input_from_previous_answer(reference: Reference, decoder: PromptDecoderRole) -> None:
     first = prompts_for(reference.info)["one_point"]
-    (previous,) = decoder.decode(reference.embedding, reference.info, [first], True)
+    (previous,) = decoder.decode(reference.tensors, reference.info, [first], True)
     _, ref_scores, ref_logits, _ = reference_predict(reference.predictor, first, True)
     best_logits = ref_logits[np.argmax(ref_scores)][None]
     ours_best = previous.low_res_logits[previous.best_index][None]
@@ -145,7 +146,7 @@ def test_mask_input_from_previous_answer(reference: Reference, decoder: PromptDe
     refine_points = np.concatenate([first.point_coords, [[reference.info.original_size[1] * 0.6, 10.0]]])  # type: ignore[list-item]
     ours_prompt = Prompt(refine_points, np.array([1, 0]), mask_input=ours_best)
     ref_prompt = Prompt(refine_points, np.array([1, 0]), mask_input=best_logits)
-    (ours,) = decoder.decode(reference.embedding, reference.info, [ours_prompt], False)
+    (ours,) = decoder.decode(reference.tensors, reference.info, [ours_prompt], False)
     assert_matches_reference(ours, *reference_predict(reference.predictor, ref_prompt, False))
 
 
@@ -160,17 +161,18 @@ def test_several_objects_in_one_batch(reference: Reference, decoder: PromptDecod
         prompts["box_and_points"],
         prompts["points_with_negatives"],
     ]
-    answers = decoder.decode(reference.embedding, reference.info, batch, True)
+    answers = decoder.decode(reference.tensors, reference.info, batch, True)
     assert len(answers) == len(batch)
     for prompt, ours in zip(batch, answers, strict=True):
         assert_matches_reference(ours, *reference_predict(reference.predictor, prompt, True))
 
 
 def test_float16_round_trip_keeps_masks(reference: Reference, decoder: PromptDecoderRole) -> None:
-    stored = decode_embedding(encode_embedding(reference.embedding, reference.info, "tiny-test"), "tiny-test")
+    encoded = encode_embedding(reference.tensors, decoder.arch.family.outputs, reference.info, "tiny-test")
+    stored = decode_embedding(encoded.header, encoded.chunks, "tiny-test")
     assert stored.info == reference.info
     for prompt in prompts_for(reference.info).values():
-        (ours,) = decoder.decode(stored.embedding, stored.info, [prompt], True)
+        (ours,) = decoder.decode(stored.tensors, stored.info, [prompt], True)
         masks, *_ = reference_predict(reference.predictor, prompt, True)
         for index in range(masks.shape[0]):
             assert iou(ours.masks[index], masks[index]) >= MIN_IOU

@@ -11,6 +11,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 
 from service.errors import InvalidArgument, ResourceExhausted
 from service.image_info import ImageLimits
+from service.runtime.families.catalog import get_arch
 from service.runtime.image_file import decode_image
 from service.runtime.preprocess import input_size_of, prepare_encoder_input
 from tests.support.images import encode, exif_rotated_jpeg, png_bytes, sample_image_files, smooth_rgb
@@ -83,8 +84,30 @@ def test_input_size_follows_the_reference(size: tuple[int, int]) -> None:
 
 def test_encoder_input_is_resized_and_zero_padded() -> None:
     rgb = smooth_rgb(480, 640, seed=1)
-    padded, info = prepare_encoder_input(rgb)
+    padded, info = prepare_encoder_input(rgb, get_arch("vit_b"))
     assert padded.shape == (1024, 1024, 3) and padded.dtype == np.uint8
     assert info.original_size == (480, 640) and info.input_size == (768, 1024)
     assert np.array_equal(padded[:768], ResizeLongestSide(1024).apply_image(rgb))
     assert not padded[768:].any()
+
+
+def test_lite_medsam_input_is_256_on_the_longest_side() -> None:
+    rgb = smooth_rgb(480, 640, seed=2)
+    padded, info = prepare_encoder_input(rgb, get_arch("lite_medsam"))
+    assert padded.shape == (256, 256, 3) and info.input_size == (192, 256)
+    assert np.array_equal(padded[:192], ResizeLongestSide(256).apply_image(rgb))
+    assert not padded[192:].any()
+
+
+def test_sam2_input_is_the_float_square_resize_of_its_predictor() -> None:
+    from sam2.utils.transforms import SAM2Transforms
+
+    rgb = smooth_rgb(480, 640, seed=3)
+    resized, info = prepare_encoder_input(rgb, get_arch("sam2.1_hiera_t"))
+    assert resized.shape == (3, 1024, 1024) and resized.dtype == np.float32
+    assert info.input_size == (1024, 1024)
+    # SAM2Transforms normalises too; undo that to compare with the resize alone, to float32 precision.
+    normalised = SAM2Transforms(resolution=1024, mask_threshold=0.0)(rgb).numpy()
+    mean = np.array([0.485, 0.456, 0.406], np.float32).reshape(3, 1, 1)
+    std = np.array([0.229, 0.224, 0.225], np.float32).reshape(3, 1, 1)
+    np.testing.assert_allclose(resized, normalised * std + mean, atol=1e-6)

@@ -11,6 +11,7 @@ import torch
 from segment_anything import SamPredictor
 
 from service.runtime.checkpoint import CheckpointInfo
+from service.runtime.families.catalog import get_arch
 from service.runtime.image_encoder import ImageEncoderRole
 from service.triton.encoder_model import (
     encode_requests,
@@ -18,12 +19,16 @@ from service.triton.encoder_model import (
     model_id_output,
     settings_from_triton,
 )
-from service.triton.launcher import DEFAULT_MODEL_REPOSITORY, child_environment, prepare_backend_directory, stub_path
+from service.triton.launcher import child_environment, prepare_backend_directory, stub_path
+from service.triton.model_config import TritonModel, render_config
+from service.triton.model_repository import DEFAULT_MODEL_REPOSITORY, PRODUCTION_MODELS, write_repository
 from tests.numerical_contract import reference_sam
 
 
-def triton_args(kind: str = "CPU", checkpoint: str | None = "/models/sam.pth") -> dict[str, str]:
+def triton_args(kind: str = "CPU", checkpoint: str | None = "/models/sam.pth", arch: str = "") -> dict[str, str]:
     parameters = {"checkpoint": {"string_value": checkpoint}} if checkpoint else {}
+    if arch:
+        parameters["arch"] = {"string_value": arch}
     return {
         "model_config": json.dumps({"name": "sam_image_encoder", "parameters": parameters}),
         "model_instance_kind": kind,
@@ -31,24 +36,23 @@ def triton_args(kind: str = "CPU", checkpoint: str | None = "/models/sam.pth") -
     }
 
 
-def test_parameter_names_the_checkpoint_and_environment_overrides_it() -> None:
-    assert settings_from_triton(triton_args(), environ={}).checkpoint == Path("/models/sam.pth")
-    settings = settings_from_triton(triton_args(), environ={"SAMSVC_CHECKPOINT": "/mnt/x.pth", "SAMSVC_ARCH": "vit_b"})
-    assert (settings.checkpoint, settings.arch) == (Path("/mnt/x.pth"), "vit_b")
-    with pytest.raises(ValueError, match="SAMSVC_CHECKPOINT"):
-        settings_from_triton(triton_args(checkpoint=None), environ={})
+def test_each_model_names_its_checkpoint_in_its_config() -> None:
+    settings = settings_from_triton(triton_args(arch="vit_b"))
+    assert (settings.checkpoint, settings.arch, settings.model_id) == ("/models/sam.pth", "vit_b", None)
+    with pytest.raises(ValueError, match="no 'checkpoint' parameter"):
+        settings_from_triton(triton_args(checkpoint=None))
 
 
 def test_gpu_instances_run_in_half_precision_on_their_device() -> None:
-    gpu = settings_from_triton(triton_args("GPU"), environ={})
-    cpu = settings_from_triton(triton_args("CPU"), environ={})
+    gpu = settings_from_triton(triton_args("GPU"))
+    cpu = settings_from_triton(triton_args("CPU"))
     assert (gpu.device, gpu.half) == ("cuda:1", True)
     assert (cpu.device, cpu.half) == ("cpu", False)
 
 
 def test_a_dynamic_batch_is_one_forward_pass_split_back_per_request(tiny_checkpoint: CheckpointInfo) -> None:
     """Each request's embeddings come back in order and equal the reference's SamPredictor features of its image."""
-    encoder = load_encoder(settings_from_triton(triton_args(checkpoint=str(tiny_checkpoint.path)), environ={}))
+    encoder = load_encoder(settings_from_triton(triton_args(checkpoint=str(tiny_checkpoint.path))))
     assert isinstance(encoder, ImageEncoderRole) and encoder.checkpoint.model_id == tiny_checkpoint.model_id
     rng = np.random.default_rng(0)
     # 1024 x 700 content (the reference keeps that size: its longest side is already 1024); the columns past 700
@@ -58,10 +62,12 @@ def test_a_dynamic_batch_is_one_forward_pass_split_back_per_request(tiny_checkpo
 
     outputs = encode_requests(encoder, images, sizes)
 
-    assert [output.shape for output in outputs] == [(1, 256, 64, 64), (2, 256, 64, 64)]
-    assert all(output.dtype == np.float16 for output in outputs)
+    embeddings = [output["IMAGE_EMBEDDINGS"] for output in outputs]
+    assert [sorted(output) for output in outputs] == [["IMAGE_EMBEDDINGS"], ["IMAGE_EMBEDDINGS"]]
+    assert [embedding.shape for embedding in embeddings] == [(1, 256, 64, 64), (2, 256, 64, 64)]
+    assert all(embedding.dtype == np.float16 for embedding in embeddings)
     predictor = SamPredictor(reference_sam(tiny_checkpoint))
-    for batch, output in zip(images, outputs, strict=True):
+    for batch, output in zip(images, embeddings, strict=True):
         for image, embedding in zip(batch, output, strict=True):
             with torch.inference_mode():
                 predictor.set_image(np.ascontiguousarray(image[:, :700]))
@@ -89,14 +95,42 @@ def test_child_environment_finds_the_wheel_libraries_this_venv_and_the_repositor
     assert environment["PYTHONPATH"].split(":")[0] == str(DEFAULT_MODEL_REPOSITORY.parent)
 
 
-def test_model_repository_has_gpu_and_cpu_configs_differing_only_in_instance_kind() -> None:
-    model_dir = DEFAULT_MODEL_REPOSITORY / "sam_image_encoder"
-    gpu = (model_dir / "config.pbtxt").read_text()
-    cpu = (model_dir / "configs" / "cpu.pbtxt").read_text()
+def test_model_repo_is_what_the_renderer_writes(tmp_path: Path) -> None:
+    """model_repo/ is exactly what `python -m service.triton.model_repository` writes (run it after a change)."""
+    write_repository(tmp_path, PRODUCTION_MODELS, "KIND_GPU", cpu_variant=True)
 
-    def body(text: str) -> list[str]:
-        return [line for line in text.splitlines() if line and not line.startswith("#")]
+    def files(root: Path) -> dict[str, bytes]:
+        return {
+            str(path.relative_to(root)): path.read_bytes()
+            for path in sorted(root.rglob("*"))
+            if path.is_file() and "__pycache__" not in path.parts and path.name != "README.md"
+        }
 
-    assert "kind: KIND_GPU" in gpu and "kind: KIND_CPU" in cpu
-    assert body(gpu) == [line.replace("KIND_CPU", "KIND_GPU") for line in body(cpu)]
-    assert (model_dir / "1" / "model.py").exists()
+    assert files(DEFAULT_MODEL_REPOSITORY) == files(tmp_path)
+    assert sorted(path.name for path in DEFAULT_MODEL_REPOSITORY.iterdir() if path.is_dir()) == [
+        "lite_medsam",
+        "sam_vit_h",
+    ]
+
+
+def test_gpu_and_cpu_configs_differ_only_in_instance_kind() -> None:
+    for model in PRODUCTION_MODELS:
+        model_dir = DEFAULT_MODEL_REPOSITORY / model.name
+        gpu = (model_dir / "config.pbtxt").read_text()
+        cpu = (model_dir / "configs" / "cpu.pbtxt").read_text()
+
+        def body(text: str) -> list[str]:
+            return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+        assert "kind: KIND_GPU" in gpu and "kind: KIND_CPU" in cpu
+        assert body(gpu) == [line.replace("KIND_CPU", "KIND_GPU") for line in body(cpu)]
+
+
+def test_configs_follow_each_family() -> None:
+    lite = render_config(TritonModel("m", get_arch("lite_medsam"), "builtin:lite_medsam"), "KIND_CPU")
+    assert "dims: [ 256, 256, 3 ]" in lite and "TYPE_UINT8" in lite and '"IMAGE_EMBEDDINGS"' in lite
+    sam2 = render_config(TritonModel("m", get_arch("sam2.1_hiera_b+"), "/x.pt", "sam2-x-0"), "KIND_CPU")
+    assert "dims: [ 3, 1024, 1024 ]" in sam2 and "TYPE_FP32" in sam2
+    for name, dtype in (("IMAGE_EMBED", "FP16"), ("HIGH_RES_FEATS_0", "FP32"), ("HIGH_RES_FEATS_1", "FP16")):
+        assert f'name: "{name}"\n    data_type: TYPE_{dtype}' in sam2
+    assert 'key: "model_id"' in sam2 and 'string_value: "sam2-x-0"' in sam2
