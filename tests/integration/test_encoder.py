@@ -22,6 +22,7 @@ from service._proto.sam.v1 import sam_pb2, sam_pb2_grpc
 from service.cache.codec import decode_embedding
 from service.cache.keys import image_key_of, parse_image_key
 from service.encoder.server import EncoderServer, start_encoder
+from service.errors import MAX_ECHOED_CHARACTERS
 from service.local.redis_server import RedisServer
 from service.model_identity import ModelIdentity
 from service.rpc.channel import channel_options
@@ -237,6 +238,13 @@ async def test_unknown_model_is_invalid_argument(encoder_stub: sam_pb2_grpc.Enco
     assert details.startswith("model: this server embeds with model"), details
     for accepted in ("tiny", encoder_model_id):
         assert (await embed_status(encoder_stub, new_image_bytes(), model=accepted))[0] == grpc.StatusCode.OK
+
+
+async def test_a_long_model_is_echoed_cut(encoder_stub: sam_pb2_grpc.EncoderStub) -> None:
+    """Issue 10, finding 3: a 10 KB `model` came back whole in the status message."""
+    status, details = await embed_status(encoder_stub, new_image_bytes(), model="m" * 10_000)
+    assert status == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.startswith("model: this server embeds with model") and len(details) < 2 * MAX_ECHOED_CHARACTERS
 
 
 async def test_triton_model_id_mismatch_is_refused_and_not_stored(

@@ -16,6 +16,7 @@ from service._proto.sam.v1 import sam_pb2
 from service.cache.keys import image_key_of
 from service.client import AsyncSamClient, make_prompt, make_request
 from service.decoder.server import start_decoder_server
+from service.errors import MAX_ECHOED_CHARACTERS
 from service.local.redis_server import RedisServer
 from service.runtime.checkpoint import CheckpointInfo
 from service.runtime.prompt_decoder import PromptDecoderRole
@@ -129,6 +130,18 @@ async def test_keys_unknown_malformed_of_another_model_and_bad_format(
         assert not (await stream.exchange(make_request(image.image_key, [GOOD]))).HasField("error")
     after = REGISTRY.get_sample_value("sam_decoder_request_errors_total", {"code": "NOT_FOUND"})
     assert after == before + 2
+
+
+async def test_a_long_image_key_is_echoed_cut(decoder_client: AsyncSamClient, store_image: StoreImage) -> None:
+    """Issue 10, finding 3: a 10 KB image_key came back whole, in the answer's image_key and its message."""
+    image, _ = await store_image(60, 80, seed=1)
+    long_key = "sam:" + "k" * 10_000
+    async with decoder_client.open_stream() as stream:
+        answer = await stream.exchange(make_request(long_key, [GOOD], request_id="long"))
+        assert (answer.error.code, answer.error.field, answer.request_id) == (INVALID, "image_key", "long")
+        assert len(answer.image_key) <= MAX_ECHOED_CHARACTERS
+        assert len(answer.error.message) < 2 * MAX_ECHOED_CHARACTERS + 100
+        assert not (await stream.exchange(make_request(image.image_key, [GOOD]))).HasField("error")
 
 
 async def test_corrupt_cache_entry_ends_the_stream_with_data_loss(
