@@ -6,6 +6,7 @@ import numpy as np
 from segment_anything.utils.transforms import ResizeLongestSide
 
 from service.constants import IMAGE_INPUT_SIZE
+from service.errors import InvalidArgument
 from service.image_info import ImageInfo
 
 _RESIZE = ResizeLongestSide(IMAGE_INPUT_SIZE)
@@ -33,7 +34,17 @@ def pad_to_model_input(resized: np.ndarray) -> np.ndarray:
 
 
 def prepare_encoder_input(rgb: np.ndarray) -> tuple[np.ndarray, ImageInfo]:
-    """What the image encoder needs (a padded uint8 1024² image) and the sizes to undo it later."""
+    """What the image encoder needs (a padded uint8 1024² image) and the sizes to undo it later.
+
+    InvalidArgument for an image so elongated (over 2048:1) that its shorter side would resize to 0 pixels.
+    """
+    rows, columns = rgb.shape[:2]
+    if min(input_size_of((rows, columns))) < 1:
+        raise InvalidArgument(
+            f"is {columns}x{rows} pixels: resized to {IMAGE_INPUT_SIZE} on its longer side, its shorter side would "
+            f"be under 1 pixel (aspect ratios over {2 * IMAGE_INPUT_SIZE}:1 are not accepted)",
+            "image",
+        )
     resized = resize_to_model_frame(rgb)
     info = ImageInfo(original_size=(rgb.shape[0], rgb.shape[1]), input_size=(resized.shape[0], resized.shape[1]))
     if info.input_size != input_size_of(info.original_size):

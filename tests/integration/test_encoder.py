@@ -191,14 +191,29 @@ def _truncated_png() -> bytes:
     return new_image_bytes(64, 64)[:200]
 
 
+def _blank_png(columns: int, rows: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (columns, rows)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+_EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n%%EOF\n"
+
+
 @pytest.mark.parametrize(
     ("image", "code", "message"),
     [
         (b"", grpc.StatusCode.INVALID_ARGUMENT, "image: is empty"),
         (b"this is not an image, just text", grpc.StatusCode.INVALID_ARGUMENT, "image: is not an image format"),
         (_truncated_png(), grpc.StatusCode.INVALID_ARGUMENT, "image: could not be decoded"),
+        # Issue 10, finding 7: refused from its first bytes, before any Pillow plugin (Ghostscript's) sees it.
+        (_EPS, grpc.StatusCode.INVALID_ARGUMENT, "image: is not an image format this service reads"),
+        # Issue 10, finding 2: these ended in INTERNAL (the resize gave a side of 0 pixels).
+        (_blank_png(2049, 1), grpc.StatusCode.INVALID_ARGUMENT, "image: is 2049x1 pixels"),
+        (_blank_png(1, 3000), grpc.StatusCode.INVALID_ARGUMENT, "image: is 1x3000 pixels"),
+        (_blank_png(100_000, 1), grpc.StatusCode.INVALID_ARGUMENT, "image: is 100000x1 pixels"),
     ],
-    ids=["empty", "not-an-image", "truncated"],
+    ids=["empty", "not-an-image", "truncated", "eps", "2049x1", "1x3000", "100000x1"],
 )
 async def test_bad_images_are_invalid_argument(
     encoder_stub: sam_pb2_grpc.EncoderStub, image: bytes, code: grpc.StatusCode, message: str
@@ -206,6 +221,11 @@ async def test_bad_images_are_invalid_argument(
     status, details = await embed_status(encoder_stub, image)
     assert status == code
     assert details.startswith(message), details
+
+
+async def test_the_most_elongated_accepted_image_embeds(encoder_stub: sam_pb2_grpc.EncoderStub) -> None:
+    answer = await embed(encoder_stub, _blank_png(2048, 1))
+    assert (answer.original_size.height, answer.original_size.width) == (1, 2048)
 
 
 async def test_oversized_images_are_resource_exhausted(
