@@ -81,7 +81,8 @@ class SegmentStream:
     def segment(
         self, image: ImageRef, prompts: Sequence[sam_pb2.Prompt], *, raise_on_error: bool = True, **options: Any
     ) -> sam_pb2.SegmentResponse:
-        """Answer `prompts` on `image`; embeds the image again and retries once when its key is not found.
+        """Answer `prompts` on `image`; embeds the image again and retries once when its embedding is not found or
+        was damaged (in-band NOT_FOUND or DATA_LOSS).
 
         Options are make_request's: multimask_output, mask_format, return_logits, request_id.
         """

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from service.cache.codec import StoredEmbedding, decode_embedding
 from service.cache.keys import ImageKey
 from service.cache.store import EmbeddingStore
@@ -9,10 +11,12 @@ from service.decoder.embedding_lru import EmbeddingLru
 from service.decoder.metrics import LRU_REQUESTS, REDIS_FETCHES
 from service.errors import CorruptEmbedding, NotFound
 
+log = logging.getLogger(__name__)
+
 
 class EmbeddingSource:
     """Looks embeddings up for one model: NotFound for the key, Unavailable for Redis, CorruptEmbedding for a
-    damaged value."""
+    damaged value (which it removes from Redis, so that the next Embed of the image encodes it again)."""
 
     def __init__(self, store: EmbeddingStore, lru: EmbeddingLru, model_id: str) -> None:
         self.store = store
@@ -44,10 +48,17 @@ class EmbeddingSource:
         if value is None:
             REDIS_FETCHES.labels("not_found").inc()
             raise NotFound(f"{key!r} is not in the cache (unknown or expired); embed the image again", field)
-        REDIS_FETCHES.labels("found").inc()
         try:
             stored = decode_embedding(value, expected_model_id=self.model_id)
         except CorruptEmbedding as error:
-            raise CorruptEmbedding(f"the cached embedding {key!r} {error.reason}", field) from error
+            REDIS_FETCHES.labels("damaged").inc()
+            # The encoder's cache hit reads only the header, so a damaged payload would otherwise be answered
+            # `cached` for as long as hits keep refreshing its TTL: the reader that finds it removes it.
+            removed = await self.store.delete_if_unchanged(key, value)
+            log.warning("cached embedding %s %s; %s", image_key.short, error.reason, "removed" if removed else "replaced")
+            raise CorruptEmbedding(
+                f"the cached embedding {image_key.short} {error.reason}; it was removed: embed the image again", field
+            ) from error
+        REDIS_FETCHES.labels("found").inc()
         self.lru.put(key, stored)
         return stored

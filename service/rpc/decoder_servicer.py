@@ -1,5 +1,5 @@
-"""The gRPC face of Segment: a stream of requests in, answers out in order; a request's own fault answered
-in-band, any other error ends the stream through the one status table. The logic is in
+"""The gRPC face of Segment: a stream of requests in, answers out in order; a request's own fault (or its key's: a
+damaged value) answered in-band, any other error ends the stream through the one status table. The logic is in
 service.decoder.segment."""
 
 from __future__ import annotations

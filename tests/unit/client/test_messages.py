@@ -37,12 +37,15 @@ def test_best_logits_are_those_of_the_highest_score() -> None:
     assert best_logits_of(answer)[0, 0] == 2
 
 
-def test_reembedding_only_for_not_found_with_the_image_at_hand() -> None:
+def test_reembedding_only_for_not_found_or_data_loss_with_the_image_at_hand() -> None:
     image = EmbeddedImage(b"png", "sam:m:" + "0" * 64, (1, 1), False, "m")
     not_found = sam_pb2.SegmentResponse(error=sam_pb2.Error(code=5, message="gone", field="image_key"))
+    damaged = sam_pb2.SegmentResponse(error=sam_pb2.Error(code=15, message="fails its checksum", field="image_key"))
     invalid = sam_pb2.SegmentResponse(error=sam_pb2.Error(code=3, message="bad", field="prompts"))
     assert wants_reembedding(image, not_found)
+    assert wants_reembedding(image, damaged)
     assert not wants_reembedding(image.image_key, not_found)
+    assert not wants_reembedding(image.image_key, damaged)
     assert not wants_reembedding(image, invalid)
     assert not wants_reembedding(image, sam_pb2.SegmentResponse())
     with pytest.raises(RequestError) as raised:
