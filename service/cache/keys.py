@@ -2,7 +2,8 @@
 
     sam:<model id>:{<digest>}              an image's embedding
     sam:<model id>:<tenant>:{<digest>}     the same, scoped to a tenant
-    <image key>:<suffix>                   a side key of that image (its single-flight lock, payload chunks)
+    <image key>:<suffix>                   a side key of that image (its single-flight lock `:lock` and the lock's
+                                           failure record `:lock:failed`, payload chunks)
 
 - the model id stays readable, so the decoder serves whatever model a key names;
 - `<digest>` is 64 lowercase hex digits (the SHA-256 of the image bytes);

@@ -18,9 +18,21 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from service.errors import Unavailable
 from service.metrics import REDIS_ERRORS, REDIS_SECONDS
 
-# Delete the lock only if it still holds our token: an expired lock may already belong to another replica.
+# Take the lock (SET PX) when nobody holds it; else answer the holder's token, so a waiter can tell whose
+# failure (below) it is reading.
+_TAKE_LOCK_SCRIPT = """
+local holder = redis.call('get', KEYS[1])
+if holder then return holder end
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
+# Delete the lock only if it still holds our token: an expired lock may already belong to another replica. With a
+# failure record (KEYS[2], ARGV[2]), leave it for the waiters in the same step, so none finds the lock gone without it.
 _RELEASE_SCRIPT = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  if #KEYS > 1 then redis.call('set', KEYS[2], ARGV[2], 'PX', ARGV[3]) end
+  return redis.call('del', KEYS[1])
+end
 return 0
 """
 
@@ -81,6 +93,11 @@ class EmbeddingStore:
             value = await self._client.get(key)
         return value if value is None or isinstance(value, bytes) else str(value).encode()
 
+    async def get_text(self, key: str) -> str | None:
+        """A small text value (a lock's failure record), or None."""
+        value = await self.get(key)
+        return None if value is None else _text(value)
+
     async def put(self, key: str, value: bytes) -> None:
         """Store `value` under `key` with the store's TTL (0 means no expiry)."""
         async with self._timed("set"):
@@ -108,15 +125,23 @@ class EmbeddingStore:
                 prefix, value_bytes, *_ = await pipeline.execute()
         return ValuePrefix(bytes(prefix or b""), int(value_bytes or 0))
 
-    async def take_lock(self, lock_key: str, token: str, ttl_ms: int) -> bool:
-        """SET NX PX: True when this caller now holds `lock_key`."""
+    async def take_lock(self, lock_key: str, token: str, ttl_ms: int) -> str | None:
+        """Take `lock_key` for `ttl_ms` if it is free: None when this caller now holds it, else the holder's token."""
         async with self._timed("lock"):
-            return bool(await self._client.set(lock_key, token, nx=True, px=ttl_ms))
+            holder = await self._client.eval(_TAKE_LOCK_SCRIPT, 1, lock_key, token, ttl_ms)
+        return None if holder is None else _text(holder)
 
-    async def release_lock(self, lock_key: str, token: str) -> None:
-        """Delete `lock_key` only if it still holds `token`."""
+    async def release_lock(
+        self, lock_key: str, token: str, failure: tuple[str, str, int] | None = None
+    ) -> None:
+        """Delete `lock_key` only if it still holds `token`; with `failure` (key, record, TTL in ms), store that
+        record in the same step."""
         async with self._timed("unlock"):
-            await self._client.eval(_RELEASE_SCRIPT, 1, lock_key, token)
+            if failure is None:
+                await self._client.eval(_RELEASE_SCRIPT, 1, lock_key, token)
+            else:
+                failure_key, record, ttl_ms = failure
+                await self._client.eval(_RELEASE_SCRIPT, 2, lock_key, failure_key, token, record, ttl_ms)
 
     async def ping(self) -> bool:
         """True when Redis answers."""
@@ -128,3 +153,7 @@ class EmbeddingStore:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _text(value: object) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)

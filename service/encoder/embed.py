@@ -69,7 +69,9 @@ class Embedder:
         self.triton_timeout_seconds = triton_timeout_seconds
         self.single_flight_wait_seconds = single_flight_wait_seconds
         # The lock must outlive one encode (bounded by the Triton timeout) plus preprocessing and the store.
-        self.single_flight = SingleFlight(store, lock_ttl_seconds=triton_timeout_seconds + 30.0)
+        self.single_flight = SingleFlight(
+            store, lock_ttl_seconds=triton_timeout_seconds + 30.0, is_shared=is_failure_of_the_image
+        )
 
     async def embed(self, image_bytes: bytes, requested_model: str = "", deadline: float | None = None) -> EmbedResult:
         """The key of `image_bytes`' embedding, computing it if no replica has; `deadline` is time.monotonic()."""
@@ -126,12 +128,20 @@ class Embedder:
         padded, info = await asyncio.to_thread(preprocess, image_bytes, self.limits)
         PREPROCESS_SECONDS.observe(time.perf_counter() - started)
 
+        # Triton gets the smaller of the caller's remaining time and the setting; which one it was decides the
+        # answer when it runs out: the caller's deadline passed, or Triton is too slow (the caller may retry).
         timeout = _remaining(deadline, self.triton_timeout_seconds)
         if timeout <= 0:
             raise DeadlineExceeded("deadline exceeded before the image reached Triton")
+        callers_deadline_binds = timeout < self.triton_timeout_seconds
         started = time.perf_counter()
         try:
             answer = await self.triton.encode(padded, info.input_size, timeout)
+        except DeadlineExceeded as error:
+            TRITON_ERRORS.inc()
+            if callers_deadline_binds:
+                raise
+            raise Unavailable(f"Triton did not answer within {self.triton_timeout_seconds:g} s") from error
         except ServiceError:
             TRITON_ERRORS.inc()
             raise
@@ -151,6 +161,12 @@ class Embedder:
 
     def _result(self, image_key: ImageKey, info: ImageInfo, cached: bool) -> EmbedResult:
         return EmbedResult(image_key, cached, info.original_size, self.model.model_id)
+
+
+def is_failure_of_the_image(error: ServiceError) -> bool:
+    """Whether the calls waiting on a failed encode of the same image raise its error too, rather than encoding again:
+    every failure but the failed caller's own deadline (theirs may be longer)."""
+    return not isinstance(error, DeadlineExceeded)
 
 
 def check_image_size(image_bytes: bytes, limits: ImageLimits) -> None:
