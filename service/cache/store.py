@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -45,8 +46,11 @@ return 0
 """
 
 
-def connect_redis(url: str, password: str | None = None, timeout_seconds: float = 5.0) -> aioredis.Redis:
-    """A client for `redis://` or `rediss://` (TLS) URLs; `password` overrides one in the URL."""
+def connect_redis(
+    url: str, password: str | None = None, timeout_seconds: float = 5.0, ca_file: Path | None = None
+) -> aioredis.Redis:
+    """A client for `redis://` or `rediss://` (TLS, the server's certificate checked against `ca_file` or the
+    system's roots) URLs; `password` overrides one in the URL."""
     options: dict[str, object] = {
         "socket_timeout": timeout_seconds,
         "socket_connect_timeout": timeout_seconds,
@@ -54,6 +58,10 @@ def connect_redis(url: str, password: str | None = None, timeout_seconds: float 
     }
     if password:
         options["password"] = password
+    if ca_file is not None:
+        if not url.startswith("rediss://"):
+            raise ValueError("--redis-tls-ca-file is for rediss:// URLs (Redis over TLS)")
+        options["ssl_ca_certs"] = str(ca_file)
     return aioredis.from_url(url, **options)
 
 
@@ -131,9 +139,7 @@ class EmbeddingStore:
             holder = await self._client.eval(_TAKE_LOCK_SCRIPT, 1, lock_key, token, ttl_ms)
         return None if holder is None else _text(holder)
 
-    async def release_lock(
-        self, lock_key: str, token: str, failure: tuple[str, str, int] | None = None
-    ) -> None:
+    async def release_lock(self, lock_key: str, token: str, failure: tuple[str, str, int] | None = None) -> None:
         """Delete `lock_key` only if it still holds `token`; with `failure` (key, record, TTL in ms), store that
         record in the same step."""
         async with self._timed("unlock"):

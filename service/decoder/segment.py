@@ -54,11 +54,12 @@ class Segmenter:
         self.limits = limits
         self.executor = executor
 
-    async def answer(self, query: SegmentQuery) -> SegmentResult:
-        """The result of `query`; domain errors name the field at fault."""
+    async def answer(self, query: SegmentQuery, tenant: str | None = None) -> SegmentResult:
+        """The result of `query` for a caller of `tenant` (its token's; None: shared keys only); domain errors name
+        the field at fault."""
         image_key = parse_image_key(query.image_key)
         with log_context(image_key=image_key.short):
-            stored = await self.source.get(image_key)
+            stored = await self.source.get(image_key, tenant=tenant)
             validate_prompts(list(query.prompts), stored.info, self.limits)
             loop = asyncio.get_running_loop()
             predictions, objects = await loop.run_in_executor(

@@ -61,6 +61,7 @@ class Embedder:
         limits: ImageLimits,
         triton_timeout_seconds: float,
         single_flight_wait_seconds: float,
+        key_secret: bytes | None = None,
     ) -> None:
         self.store = store
         self.triton = triton
@@ -68,16 +69,21 @@ class Embedder:
         self.limits = limits
         self.triton_timeout_seconds = triton_timeout_seconds
         self.single_flight_wait_seconds = single_flight_wait_seconds
+        # With a secret, keys are HMACs nobody computes from the image alone (service.cache.keys).
+        self.key_secret = key_secret
         # The lock must outlive one encode (bounded by the Triton timeout) plus preprocessing and the store.
         self.single_flight = SingleFlight(
             store, lock_ttl_seconds=triton_timeout_seconds + 30.0, is_shared=is_failure_of_the_image
         )
 
-    async def embed(self, image_bytes: bytes, requested_model: str = "", deadline: float | None = None) -> EmbedResult:
-        """The key of `image_bytes`' embedding, computing it if no replica has; `deadline` is time.monotonic()."""
+    async def embed(
+        self, image_bytes: bytes, requested_model: str = "", deadline: float | None = None, tenant: str | None = None
+    ) -> EmbedResult:
+        """The key of `image_bytes`' embedding for `tenant` (the caller's, from its token; None: shared), computing it
+        if no replica has; `deadline` is time.monotonic(). Each tenant has its own keys, so its own embeddings."""
         self.model.check_requested(requested_model)
         check_image_size(image_bytes, self.limits)
-        image_key = image_key_of(self.model.model_id, image_bytes)
+        image_key = image_key_of(self.model.model_id, image_bytes, tenant, self.key_secret)
         with log_context(image_key=image_key.short):
             return await self._embed(image_key, image_bytes, deadline)
 

@@ -12,8 +12,9 @@ from service.encoder.settings import EncoderSettings
 from service.metrics import start_metrics_server
 from service.model_identity import ModelIdentity
 from service.rpc.encoder_servicer import add_encoder_servicer
-from service.rpc.server import SERVICE_NAMES, RunningServer, start_server, wait_for_stop_signal
-from service.settings import describe_settings
+from service.rpc.server import SERVICE_NAMES, RunningServer, exposure_of, start_server, wait_for_stop_signal
+from service.security.key_secret import read_key_secret
+from service.settings import describe_exposure, describe_settings
 from service.triton.client import TritonEncoderClient
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,12 @@ async def start_encoder(settings: EncoderSettings, model: ModelIdentity | None =
     """Build and start the encoder (one function for the CLI and the tests); health starts NOT_SERVING."""
     if model is None:
         model = await asyncio.to_thread(resolve_model_identity, settings)
-    store = EmbeddingStore(connect_redis(settings.redis_url, settings.redis_password), settings.embedding_ttl_seconds)
+    exposure = exposure_of(settings)
+    key_secret = read_key_secret(settings.key_secret_file) if settings.key_secret_file is not None else None
+    store = EmbeddingStore(
+        connect_redis(settings.redis_url, settings.redis_password, ca_file=settings.redis_tls_ca_file),
+        settings.embedding_ttl_seconds,
+    )
     triton = TritonEncoderClient(settings.triton_url, settings.triton_model)
     embedder = Embedder(
         store,
@@ -72,9 +78,14 @@ async def start_encoder(settings: EncoderSettings, model: ModelIdentity | None =
         settings.image_limits,
         triton_timeout_seconds=settings.triton_timeout_seconds,
         single_flight_wait_seconds=settings.single_flight_wait_seconds,
+        key_secret=key_secret,
     )
     running = await start_server(
-        lambda server: add_encoder_servicer(server, embedder), [SERVICE_NAMES["Encoder"]], settings.host, settings.port
+        lambda server: add_encoder_servicer(server, embedder),
+        [SERVICE_NAMES["Encoder"]],
+        settings.host,
+        settings.port,
+        exposure=exposure,
     )
     running.follow_readiness(lambda: dependencies_ready(store, triton), settings.health_check_seconds)
     return EncoderServer(running, embedder, settings.host)
@@ -85,6 +96,11 @@ async def serve(settings: EncoderSettings) -> None:
     log.info("encoder settings:\n%s", describe_settings(settings))
     start_metrics_server(settings.metrics_port, settings.metrics_host)
     server = await start_encoder(settings)
-    log.info("encoder serving model %s on port %d", server.embedder.model.model_id, server.port)
+    log.info(
+        "encoder serving model %s on port %d (%s)",
+        server.embedder.model.model_id,
+        server.port,
+        describe_exposure(settings),
+    )
     await wait_for_stop_signal()
     await server.stop()

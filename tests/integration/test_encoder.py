@@ -319,14 +319,16 @@ def _single_flight_waits() -> float:
     )
 
 
-async def test_health_serving_and_reflection(encoder_server: EncoderServer) -> None:
+async def test_health_serving_and_reflection_off_unless_asked(encoder_server: EncoderServer) -> None:
     assert await health_status(encoder_server.address) == health_pb2.HealthCheckResponse.SERVING
     assert await health_status(encoder_server.address, "sam.v1.Encoder") == health_pb2.HealthCheckResponse.SERVING
     async with grpc.aio.insecure_channel(encoder_server.address) as channel:
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
         responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
-        names = {service.name async for response in responses for service in response.list_services_response.service}
-    assert {"sam.v1.Encoder", "grpc.health.v1.Health"} <= names
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            _ = [response async for response in responses]
+    # Issue 10, finding 4: reflection was always on (tests/integration/decoder/test_security.py turns it on).
+    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
 def test_triton_runs_the_cpu_config(triton_server: TritonServer) -> None:

@@ -64,7 +64,10 @@ async def _embed(address: str, image: bytes, timeout: float) -> tuple[grpc.Statu
 
 async def test_the_settings_timeout_is_unavailable_not_the_callers_deadline(encoder: EncoderServer) -> None:
     code, details, seconds = await _embed(encoder.address, _image(1), timeout=60)
-    assert (code, details) == (grpc.StatusCode.UNAVAILABLE, f"Triton did not answer within {TRITON_TIMEOUT_SECONDS:g} s")
+    assert (code, details) == (
+        grpc.StatusCode.UNAVAILABLE,
+        f"Triton did not answer within {TRITON_TIMEOUT_SECONDS:g} s",
+    )
     assert TRITON_TIMEOUT_SECONDS <= seconds < TRITON_TIMEOUT_SECONDS + 5
 
 

@@ -147,7 +147,10 @@ async def test_a_long_image_key_is_echoed_cut(decoder_client: AsyncSamClient, st
 
 
 async def test_a_damaged_cache_entry_is_answered_in_band_and_removed(
-    decoder_client: AsyncSamClient, redis_client: aioredis.Redis, tiny_checkpoint: CheckpointInfo, store_image: StoreImage
+    decoder_client: AsyncSamClient,
+    redis_client: aioredis.Redis,
+    tiny_checkpoint: CheckpointInfo,
+    store_image: StoreImage,
 ) -> None:
     """Issue 10, deliverable 5: a damaged value is a fault of its key, not of the service: DATA_LOSS in-band, the value
     removed (so the next Embed encodes again), and the stream with its `previous` mask lives on."""
@@ -161,7 +164,9 @@ async def test_a_damaged_cache_entry_is_answered_in_band_and_removed(
         assert (answer.error.code, answer.error.field, answer.request_id) == (DATA_LOSS, "image_key", "damaged")
         assert "codec version" in answer.error.message and "removed" in answer.error.message
         assert await redis_client.exists(key) == 0
-        refined = await stream.exchange(make_request(image.image_key, [make_prompt(points=[(20, 20, 1)], previous=True)]))
+        refined = await stream.exchange(
+            make_request(image.image_key, [make_prompt(points=[(20, 20, 1)], previous=True)])
+        )
         assert not refined.HasField("error") and len(refined.objects) == 1
     after = REGISTRY.get_sample_value("sam_decoder_redis_fetches_total", {"result": "damaged"})
     assert after == before + 1
