@@ -165,7 +165,8 @@ class TritonServer:
                 environment[name] = str(value)
         return environment
 
-    def start(self, timeout_seconds: float = 180.0) -> TritonServer:
+    def launch(self) -> TritonServer:
+        """Start the process without waiting for the model (a supervisor's restart; start() waits)."""
         if not TRITONSERVER_BINARY.exists():
             raise FileNotFoundError(f"tritonserver not found at {TRITONSERVER_BINARY}; install nvidia-pytriton")
         self.grpc_port = self.grpc_port or free_port(self.host)
@@ -174,6 +175,10 @@ class TritonServer:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         # Its own process group, so stop() also ends the backend stubs it forks if the server itself hangs.
         self.child = ChildProcess("tritonserver", self.command(), self.log_path, self.environment()).start()
+        return self
+
+    def start(self, timeout_seconds: float = 180.0) -> TritonServer:
+        self.launch()
         try:
             self.wait_until_ready(timeout_seconds)
         except BaseException:

@@ -297,7 +297,10 @@ def test_settings_agree_with_ports_and_services() -> None:
         assert int(variables["SAMSVC_PORT"]["value"]) == ports["grpc"], role
         assert int(variables["SAMSVC_METRICS_PORT"]["value"]) == ports["metrics"], role
         assert variables["SAMSVC_REDIS_URL"]["value"] == f"redis://redis:{service_port('redis', 'redis')}/0"
-        assert variables["SAMSVC_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "sam-redis", "key": "password"}
+        assert variables["SAMSVC_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": "sam-redis",
+            "key": "password",
+        }
         help_text = _role_help(role)
         if help_text is not None:  # the manifests keep each service's default port
             assert re.search(rf"SAMSVC_PORT; default: {ports['grpc']}\]", " ".join(help_text.split())), role

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import time
 import urllib.error
@@ -54,10 +55,10 @@ RATE_INTERVAL = "1m"
 class LoopbackProcess:
     """A server binary on a loopback port, its output in a log file; stopped (then killed) on exit."""
 
-    def __init__(self, command: list[str], log_path: Path) -> None:
+    def __init__(self, command: list[str], log_path: Path, environment: dict[str, str] | None = None) -> None:
         self.log_path = log_path
         with log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
 
     def log_tail(self) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
@@ -125,9 +126,11 @@ def prometheus(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     work = tmp_path_factory.mktemp("prometheus")
     assert stack.redis is not None and stack.triton is not None
     exporter_port = free_port()
+    # The sidecar's REDIS_PASSWORD comes from the sam-redis Secret; here, from the password `up` made.
     exporter = LoopbackProcess(
         [require_tool("prometheus-redis-exporter"), *_exporter_arguments(stack.redis.port, exporter_port)],
         work / "redis-exporter.log",
+        {**os.environ, "REDIS_PASSWORD": stack.redis.password or ""},
     )
     targets = {
         "encoder": stack.options.encoder_metrics_port,
