@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from service._proto.sam.v1 import sam_pb2
 from service.rpc.auth import AuthInterceptor
 from service.rpc.channel import DEFAULT_MAX_MESSAGE_BYTES, channel_options
-from service.rpc.interceptors import RpcMetricsInterceptor, create_rpc_series
+from service.rpc.interceptors import ReadableRequestsInterceptor, RpcMetricsInterceptor, create_rpc_series
 from service.rpc.tls import server_credentials
 from service.security.tokens import BearerTokens
 from service.settings import ServiceSettings
@@ -90,9 +90,11 @@ async def start_server(
     """Build and start a server: our servicers, health (NOT_SERVING until told), RPC metrics, and as `exposure`
     says: bearer tokens, TLS, reflection, a health-only port."""
     exposure = exposure or Exposure()
+    # Outermost first: metrics see every call's final code; the token check comes before any request is parsed.
     interceptors: list[grpc.aio.ServerInterceptor] = [RpcMetricsInterceptor()]
     if exposure.tokens is not None:
         interceptors.append(AuthInterceptor(exposure.tokens))
+    interceptors.append(ReadableRequestsInterceptor())
     server = grpc.aio.server(interceptors=interceptors, options=channel_options(max_message_bytes))
     for name in service_names:
         create_rpc_series(name, sam_pb2.DESCRIPTOR.pool)
