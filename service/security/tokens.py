@@ -91,7 +91,10 @@ class BearerTokens:
             self._signature = self._file_signature()
         except OSError as error:
             raise TokenFileError(f"cannot read the token file {path}: {error}") from error
-        self._accepted = parse_token_file(self._read())
+        try:
+            self._accepted = parse_token_file(self._read())
+        except TokenFileError as error:
+            raise TokenFileError(f"the token file {path}, {error}") from None
         if not self._accepted:
             log.warning("the token file %s accepts no token: every call but health is refused", path)
         self._checked_at = clock()

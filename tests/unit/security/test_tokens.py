@@ -131,3 +131,9 @@ def test_an_empty_file_accepts_nobody(tmp_path: Path) -> None:
     tokens = BearerTokens(write(tmp_path / "tokens", "# nobody yet\n"))
     with pytest.raises(Unauthenticated, match="unknown"):
         tokens.authenticate("Bearer anything")
+
+
+def test_a_malformed_file_fails_at_start_naming_it(tmp_path: Path) -> None:
+    path = write(tmp_path / "tokens", "ok-token\ntoken tenant extra\n")
+    with pytest.raises(TokenFileError, match=f"the token file {path}, line 2"):
+        BearerTokens(path)
