@@ -79,19 +79,16 @@ def _refusing(handler: grpc.RpcMethodHandler, error: Unauthenticated) -> grpc.Rp
 
 def _as_caller(handler: grpc.RpcMethodHandler, caller: Caller) -> grpc.RpcMethodHandler:
     behavior = _behavior_of(handler)
-    if handler.response_streaming:
+    if handler.response_streaming and inspect.isasyncgenfunction(behavior):
 
         async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             _CALLER.set(caller)  # this RPC's own task: nothing else sees it
-            responses = behavior(request, context)
-            if inspect.isasyncgen(responses):
-                async for response in responses:
-                    yield response
-            else:
-                await responses
+            async for response in behavior(request, context):
+                yield response
 
         return _handler_like(handler, streaming)
 
+    # A unary response, or a stream the behavior writes with context.write(): one coroutine either way.
     async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
         token = _CALLER.set(caller)
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -185,12 +186,21 @@ class ReadableRequestsInterceptor(grpc.aio.ServerInterceptor):
             )
         if handler.unary_stream is not None:
             inner_unary_stream = handler.unary_stream
+            # In the behavior's own style: health's Watch writes with context.write() instead of yielding.
+            if inspect.isasyncgenfunction(inner_unary_stream):
 
-            async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                if request is _UNREADABLE:
-                    await abort_with(context, error)
-                async for response in inner_unary_stream(request, context):
-                    yield response
+                async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                    if request is _UNREADABLE:
+                        await abort_with(context, error)
+                    async for response in inner_unary_stream(request, context):
+                        yield response
+
+            else:
+
+                async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:  # type: ignore[misc]
+                    if request is _UNREADABLE:
+                        await abort_with(context, error)
+                    return await inner_unary_stream(request, context)
 
             return grpc.unary_stream_rpc_method_handler(
                 unary_stream, request_deserializer=deserializer, response_serializer=handler.response_serializer

@@ -15,7 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 import redis.asyncio as aioredis
-from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client import REGISTRY, generate_latest
 
@@ -129,6 +129,11 @@ async def test_health_stays_open_and_reflection_is_off(secured: Secured) -> None
             )
         assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert await _reflected_services(secured.encoder.address, SHARED) == grpc.StatusCode.UNIMPLEMENTED
+    # Watch too (a stream its servicer writes with context.write, through every interceptor), without a token.
+    async with grpc.aio.insecure_channel(secured.decoder.target) as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        assert (await watch.read()).status == serving
+        watch.cancel()
 
 
 async def _reflected_services(address: str, token: str | None) -> set[str] | grpc.StatusCode:
