@@ -9,11 +9,13 @@ from service._proto.sam.v1 import sam_pb2
 from service.client import (
     EmbeddedImage,
     RequestError,
+    SamClient,
     best_logits_of,
     checked,
     make_prompt,
     wants_reembedding,
 )
+from service.client.messages import call_metadata
 
 
 def test_make_prompt() -> None:
@@ -52,3 +54,13 @@ def test_reembedding_only_for_not_found_or_data_loss_with_the_image_at_hand() ->
         checked(invalid, raise_on_error=True)
     assert (raised.value.code.name, raised.value.field) == ("INVALID_ARGUMENT", "prompts")
     assert checked(invalid, raise_on_error=False) is invalid
+
+
+def test_calls_carry_the_token_given_or_samsvc_auth_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAMSVC_AUTH_TOKEN", "from-the-environment")
+    assert call_metadata(None) == (("authorization", "Bearer from-the-environment"),)
+    assert call_metadata("given") == (("authorization", "Bearer given"),)
+    assert call_metadata("") == ()  # explicitly none
+    monkeypatch.delenv("SAMSVC_AUTH_TOKEN")
+    assert call_metadata(None) == ()
+    assert SamClient(token="given").metadata == (("authorization", "Bearer given"),)
