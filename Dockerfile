@@ -27,9 +27,12 @@ RUN pip install --no-cache-dir . \
     && samsvc --help > /dev/null
 
 FROM ${PYTHON_IMAGE}
+# In a container the services listen on every interface (a bare `samsvc encoder` binds loopback only).
 ENV PATH=/opt/samsvc/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    SAMSVC_HOST=0.0.0.0 \
+    SAMSVC_METRICS_HOST=0.0.0.0
 RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin samsvc
 COPY --from=build /opt/samsvc /opt/samsvc
 USER 10001:10001

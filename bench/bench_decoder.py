@@ -30,6 +30,7 @@ import torch
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 from segment_anything import SamPredictor
+from service.runtime.build import build_sam
 
 from service._proto.sam.v1 import sam_pb2
 from service.cache.codec import decode_embedding, encode_embedding
@@ -37,7 +38,6 @@ from service.cache.keys import image_key_of
 from service.client import AsyncSamClient, SamClient, make_prompt
 from service.local.ports import free_port
 from service.local.redis_server import RedisServer
-from service.runtime.build import build_sam
 from service.runtime.checkpoint import CheckpointInfo, inspect_checkpoint, load_state_dict, make_test_checkpoint
 from service.runtime.image_encoder import ImageEncoderRole
 from service.runtime.preprocess import prepare_encoder_input

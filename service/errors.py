@@ -17,6 +17,14 @@ def echo(value: object) -> str:
     return f"{text[: MAX_ECHOED_CHARACTERS - 1]}… ({len(text)} characters)"
 
 
+def cut(text: str) -> str:
+    """`text` as it is when it fits in MAX_ECHOED_CHARACTERS, else its start and "…": for a field that echoes
+    caller input verbatim (an answer's `image_key`), where the input is usually short and exact."""
+    if len(text) <= MAX_ECHOED_CHARACTERS:
+        return text
+    return text[: MAX_ECHOED_CHARACTERS - 1] + "…"
+
+
 class ServiceError(Exception):
     """Base of every foreseeable failure; `field` names the request field at fault, if any.
 

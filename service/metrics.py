@@ -44,7 +44,7 @@ for _operation in REDIS_OPERATIONS:
     REDIS_SECONDS.labels(_operation)
 
 
-def start_metrics_server(port: int, host: str = "0.0.0.0") -> None:
+def start_metrics_server(port: int, host: str = "127.0.0.1") -> None:
     """Serve /metrics on `port` (0 disables it)."""
     if port:
         start_http_server(port, addr=host)

@@ -129,6 +129,19 @@ def describe_settings(settings: Any) -> str:
     return "\n".join(lines)
 
 
+def describe_exposure(settings: ServiceSettings) -> str:
+    """How a service is reached, in a few words for its start-up log line."""
+    parts = [
+        ("mutual TLS" if settings.tls_client_ca_file else "TLS") if settings.tls_cert_file else "plaintext",
+        "bearer tokens" if settings.auth_tokens_file else "NO TOKENS ASKED",
+    ]
+    if settings.health_port:
+        parts.append(f"health also on plaintext port {settings.health_port}")
+    if settings.reflection:
+        parts.append("reflection on")
+    return ", ".join(parts)
+
+
 def mask_url_password(url: str) -> str:
     """The URL with any password replaced by ***, for logs."""
     parts = urlsplit(url)
@@ -224,12 +237,33 @@ class LoggingSettings:
 class ServiceSettings(LoggingSettings):
     """The settings both services share; each service's settings extend these (and set its own ports)."""
 
-    host: str = setting("0.0.0.0", "Address the gRPC server binds.")
+    # Loopback unless told otherwise: a bare `samsvc encoder` is reachable from this machine only (the image sets
+    # 0.0.0.0, Kubernetes' network policies and the token file guard the pod).
+    host: str = setting("127.0.0.1", "Address the gRPC server binds (0.0.0.0: every interface).")
     port: int = setting(0, "gRPC port.")
-    metrics_host: str = setting("0.0.0.0", "Address of the Prometheus /metrics server.")
+    metrics_host: str = setting("127.0.0.1", "Address of the Prometheus /metrics server (0.0.0.0: every interface).")
     metrics_port: int = setting(0, "Prometheus port; 0 disables.")
+    health_port: int = setting(
+        0,
+        "A second, plaintext port serving grpc.health.v1 only, for probes that cannot speak TLS or send a token "
+        "(kubelet's); 0: none (health is also served on the gRPC port, without a token).",
+    )
+    auth_tokens_file: Path | None = setting(
+        None,
+        "Accepted bearer tokens, one a line, each optionally followed by a tenant name; re-read when it changes. "
+        "Calls without `authorization: Bearer <token>` are UNAUTHENTICATED (health excepted). None: no tokens asked.",
+    )
+    tls_cert_file: Path | None = setting(None, "Server certificate chain (PEM): serve gRPC over TLS.")
+    tls_key_file: Path | None = setting(None, "Private key (PEM) of --tls-cert-file.")
+    tls_client_ca_file: Path | None = setting(
+        None, "CA certificates (PEM) of client certificates: with it, clients must present one (mutual TLS)."
+    )
+    reflection: bool = setting(False, "Serve gRPC server reflection (behind the token like every other call).")
     redis_url: str = setting("redis://127.0.0.1:6379/0", "Redis holding the embeddings; rediss:// for TLS.")
     redis_password: str | None = setting(None, "Redis password (overrides one in the URL).", secret=True)
+    redis_tls_ca_file: Path | None = setting(
+        None, "CA certificates (PEM) that Redis's certificate must chain to (rediss://); default: the system's."
+    )
     models: tuple[str, ...] = setting(
         (),
         "A model to serve, NAME=CHECKPOINT (a .pth path in its official format, or builtin:lite_medsam); "

@@ -1,5 +1,5 @@
-"""Fixtures shared by every test: seeded test checkpoints of every family, LiteMedSAM's real weights, and a real
-redis-server."""
+"""Fixtures shared by every test: seeded test checkpoints of every family, LiteMedSAM's real weights, a real
+redis-server and test certificates."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from service.local.redis_server import RedisServer
 from service.runtime.checkpoint import CheckpointInfo, inspect_checkpoint, make_test_checkpoint
+from tests.support.certificates import CertificateFiles, make_certificates
 
 TINY_SEED = 1234
 
@@ -55,3 +56,9 @@ def redis_server() -> Iterator[RedisServer]:
     """A real redis-server on a free loopback port for the whole session."""
     with RedisServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> CertificateFiles:
+    """A CA, a server certificate for 127.0.0.1 and localhost, and a client certificate of another CA (PEM files)."""
+    return make_certificates(tmp_path_factory.mktemp("certificates"))

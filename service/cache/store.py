@@ -1,17 +1,20 @@
 """Embeddings in Redis: the one module that sends Redis commands. Each embedding is one Redis hash under its image
 key (field "h" its header, fields "0".."n-1" its payload chunks: see service.cache.codec), so its TTL, its
 eviction and its deletion are atomic for the whole value; header reads refresh the TTL; the single-flight lock is
-a side key in the same hash slot. Every failure to reach Redis is Unavailable.
+a side key in the same hash slot, and so is its failure record. A damaged value is removed by the reader that
+finds it, unless it was replaced meanwhile. Every failure to reach Redis is Unavailable.
 
 A key that holds something else (a value of the previous codec, a plain string) reads as absent and is replaced
 whole by the next put."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -22,15 +25,43 @@ from service.cache.codec import EncodedEmbedding
 from service.errors import Unavailable
 from service.metrics import REDIS_ERRORS, REDIS_SECONDS
 
-# Delete the lock only if it still holds our token: an expired lock may already belong to another replica.
+# Take the lock (SET PX) when nobody holds it; else answer the holder's token, so a waiter can tell whose
+# failure (below) it is reading.
+_TAKE_LOCK_SCRIPT = """
+local holder = redis.call('get', KEYS[1])
+if holder then return holder end
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
+# Delete the lock only if it still holds our token: an expired lock may already belong to another replica. With a
+# failure record (KEYS[2], ARGV[2]), leave it for the waiters in the same step, so none finds the lock gone without it.
 _RELEASE_SCRIPT = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  if #KEYS > 1 then redis.call('set', KEYS[2], ARGV[2], 'PX', ARGV[3]) end
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+# Delete the embedding only if it is still the one the caller read (the SHA-1 of its header then its chunks 0..n-1,
+# missing fields as empty): a replica may have written a good value since, and that one must stay. Runs on the rare
+# damaged value only (hashing 2 MiB takes Redis about 2 ms).
+_DELETE_IF_UNCHANGED_SCRIPT = """
+if redis.call('type', KEYS[1])['ok'] ~= 'hash' then return 0 end
+local parts = {redis.call('hget', KEYS[1], 'h') or ''}
+for index = 0, tonumber(ARGV[2]) - 1 do
+  parts[#parts + 1] = redis.call('hget', KEYS[1], tostring(index)) or ''
+end
+if redis.sha1hex(table.concat(parts)) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
 
 
-def connect_redis(url: str, password: str | None = None, timeout_seconds: float = 5.0) -> aioredis.Redis:
-    """A client for `redis://` or `rediss://` (TLS) URLs; `password` overrides one in the URL."""
+def connect_redis(
+    url: str, password: str | None = None, timeout_seconds: float = 5.0, ca_file: Path | None = None
+) -> aioredis.Redis:
+    """A client for `redis://` or `rediss://` (TLS, the server's certificate checked against `ca_file` or the
+    system's roots) URLs; `password` overrides one in the URL."""
     options: dict[str, object] = {
         "socket_timeout": timeout_seconds,
         "socket_connect_timeout": timeout_seconds,
@@ -38,6 +69,10 @@ def connect_redis(url: str, password: str | None = None, timeout_seconds: float 
     }
     if password:
         options["password"] = password
+    if ca_file is not None:
+        if not url.startswith("rediss://"):
+            raise ValueError("--redis-tls-ca-file is for rediss:// URLs (Redis over TLS)")
+        options["ssl_ca_certs"] = str(ca_file)
     return aioredis.from_url(url, **options)
 
 
@@ -107,6 +142,12 @@ class EmbeddingStore:
         chunks = [by_name.get(chunk_field(index)) for index in range(max(indexes) + 1 if indexes else 0)]
         return StoredValue(by_name.get(HEADER_FIELD), chunks)
 
+    async def get_text(self, key: str) -> str | None:
+        """A small text value (a lock's failure record), or None."""
+        async with self._timed("get"):
+            value = await self._client.get(key)
+        return None if value is None else _text(value)
+
     async def put(self, key: str, value: EncodedEmbedding) -> None:
         """Replace whatever `key` holds by `value`, with the store's TTL (0 means no expiry), in one transaction."""
         mapping: dict[str, bytes] = {HEADER_FIELD: value.header}
@@ -124,6 +165,16 @@ class EmbeddingStore:
         async with self._timed("delete"):
             return bool(await self._client.delete(key))
 
+    async def delete_if_unchanged(self, key: str, value: StoredValue) -> bool:
+        """Remove the embedding under `key` if it still holds `value` (a damaged value its reader found); True when
+        removed."""
+        content = b"".join((value.header or b"", *(chunk or b"" for chunk in value.chunks)))
+        async with self._timed("delete"):
+            removed = await self._client.eval(
+                _DELETE_IF_UNCHANGED_SCRIPT, 1, key, hashlib.sha1(content).hexdigest(), len(value.chunks)
+            )
+        return bool(removed)
+
     async def read_header(self, key: str) -> StoredFields:
         """The embedding's header and field count, refreshing its TTL, in one round trip."""
         async with self._timed("get_header"):
@@ -140,15 +191,21 @@ class EmbeddingStore:
                     raise result
         return StoredFields(None if header is None else _bytes(header), int(field_count or 0))
 
-    async def take_lock(self, lock_key: str, token: str, ttl_ms: int) -> bool:
-        """SET NX PX: True when this caller now holds `lock_key`."""
+    async def take_lock(self, lock_key: str, token: str, ttl_ms: int) -> str | None:
+        """Take `lock_key` for `ttl_ms` if it is free: None when this caller now holds it, else the holder's token."""
         async with self._timed("lock"):
-            return bool(await self._client.set(lock_key, token, nx=True, px=ttl_ms))
+            holder = await self._client.eval(_TAKE_LOCK_SCRIPT, 1, lock_key, token, ttl_ms)
+        return None if holder is None else _text(holder)
 
-    async def release_lock(self, lock_key: str, token: str) -> None:
-        """Delete `lock_key` only if it still holds `token`."""
+    async def release_lock(self, lock_key: str, token: str, failure: tuple[str, str, int] | None = None) -> None:
+        """Delete `lock_key` only if it still holds `token`; with `failure` (key, record, TTL in ms), store that
+        record in the same step."""
         async with self._timed("unlock"):
-            await self._client.eval(_RELEASE_SCRIPT, 1, lock_key, token)
+            if failure is None:
+                await self._client.eval(_RELEASE_SCRIPT, 1, lock_key, token)
+            else:
+                failure_key, record, ttl_ms = failure
+                await self._client.eval(_RELEASE_SCRIPT, 2, lock_key, failure_key, token, record, ttl_ms)
 
     async def ping(self) -> bool:
         """True when Redis answers."""
@@ -162,8 +219,8 @@ class EmbeddingStore:
         await self._client.aclose()
 
 
-def _text(name: bytes | str) -> str:
-    return name.decode() if isinstance(name, bytes) else name
+def _text(value: object) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def _bytes(value: bytes | str) -> bytes:

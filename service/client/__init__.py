@@ -1,4 +1,5 @@
-"""A Python client for both services: embed an image, stream prompts, re-embed automatically on NOT_FOUND.
+"""A Python client for both services: embed an image, stream prompts, re-embed automatically when the embedding
+is gone or damaged (an in-band NOT_FOUND or DATA_LOSS).
 
 Two flavours over the same request building: `SamClient` (blocking, for the CLI and scripts) and
 `AsyncSamClient` (grpc.aio, for asyncio code and the tests). A Segment stream is a session: open one per

@@ -12,6 +12,7 @@ from service.client.messages import (
     DEFAULT_EMBED_TIMEOUT_SECONDS,
     EmbeddedImage,
     ImageRef,
+    call_metadata,
     checked,
     embedded_image_of,
     make_request,
@@ -23,21 +24,30 @@ from service.rpc.channel import channel_options
 class AsyncSamClient:
     """The asyncio client; the same API as SamClient with awaitables."""
 
-    def __init__(self, encoder_target: str | None = None, decoder_target: str | None = None, model: str = "") -> None:
+    def __init__(
+        self,
+        encoder_target: str | None = None,
+        decoder_target: str | None = None,
+        model: str = "",
+        *,
+        token: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        """`token`: the bearer token every call sends (None: SAMSVC_AUTH_TOKEN, if set); `credentials`: TLS
+        (service.rpc.tls.channel_credentials), else plaintext."""
         self.model = model
-        self._encoder_channel = (
-            grpc.aio.insecure_channel(encoder_target, options=channel_options()) if encoder_target else None
-        )
-        self._decoder_channel = (
-            grpc.aio.insecure_channel(decoder_target, options=channel_options()) if decoder_target else None
-        )
+        self.metadata = call_metadata(token)
+        self._encoder_channel = _channel(encoder_target, credentials) if encoder_target else None
+        self._decoder_channel = _channel(decoder_target, credentials) if decoder_target else None
         self.reembeddings = 0
 
     async def embed(self, image_bytes: bytes, timeout_seconds: float = DEFAULT_EMBED_TIMEOUT_SECONDS) -> EmbeddedImage:
         if self._encoder_channel is None:
             raise ValueError("this client has no encoder target")
         stub = sam_pb2_grpc.EncoderStub(self._encoder_channel)
-        response = await stub.Embed(sam_pb2.EmbedRequest(image=image_bytes, model=self.model), timeout=timeout_seconds)
+        response = await stub.Embed(
+            sam_pb2.EmbedRequest(image=image_bytes, model=self.model), timeout=timeout_seconds, metadata=self.metadata
+        )
         return embedded_image_of(image_bytes, response)
 
     def open_stream(self, timeout_seconds: float | None = None) -> AsyncSegmentStream:
@@ -62,7 +72,7 @@ class AsyncSegmentStream:
 
     def __init__(self, client: AsyncSamClient, stub: sam_pb2_grpc.DecoderStub, timeout_seconds: float | None) -> None:
         self._client = client
-        self.call: Any = stub.Segment(timeout=timeout_seconds)
+        self.call: Any = stub.Segment(timeout=timeout_seconds, metadata=client.metadata)
 
     async def exchange(self, request: sam_pb2.SegmentRequest) -> sam_pb2.SegmentResponse:
         """Send one request as is and return its answer; grpc.aio.AioRpcError when the stream ends."""
@@ -96,3 +106,9 @@ class AsyncSegmentStream:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+def _channel(target: str, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
+    if credentials is None:
+        return grpc.aio.insecure_channel(target, options=channel_options())
+    return grpc.aio.secure_channel(target, credentials, options=channel_options())

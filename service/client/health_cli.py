@@ -18,8 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "health",
         help="exit 0 if a gRPC server reports SERVING on grpc.health.v1, 1 otherwise",
         description=(
-            "Ask grpc.health.v1/Check on each address; exit 0 if any answers SERVING. Without --address: "
-            f"127.0.0.1:${env_name('--port')} if set, else 127.0.0.1 on ports "
+            "Ask grpc.health.v1/Check (plaintext, no token: health is open) on each address; exit 0 if any answers "
+            f"SERVING. Without --address: 127.0.0.1:${env_name('--health-port')} if set (the plaintext health port "
+            f"of a service serving TLS), else 127.0.0.1:${env_name('--port')} if set, else 127.0.0.1 on ports "
             f"{', '.join(str(port) for port in DEFAULT_SERVICE_PORTS)}."
         ),
     )
@@ -32,11 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def default_addresses(environ: dict[str, str] | None = None) -> list[str]:
-    """The addresses to check when none is given: the configured port, else both services' defaults."""
+    """The addresses to check when none is given: the configured health port, else the gRPC port, else both
+    services' defaults."""
     environ = dict(os.environ) if environ is None else environ
-    port = environ.get(env_name("--port"))
-    if port:
-        return [f"127.0.0.1:{port}"]
+    for flag in ("--health-port", "--port"):
+        port = environ.get(env_name(flag), "")
+        if port not in ("", "0"):
+            return [f"127.0.0.1:{port}"]
     return [f"127.0.0.1:{port}" for port in DEFAULT_SERVICE_PORTS]
 
 

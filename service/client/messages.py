@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -13,7 +14,10 @@ from service.constants import LOW_RES_MASK_SIZE
 from service.runtime.mask_formats import decode_packed_bits, decode_png, decode_rle
 
 DEFAULT_EMBED_TIMEOUT_SECONDS = 300.0
-_NOT_FOUND = grpc.StatusCode.NOT_FOUND.value[0]
+# The variable a client's bearer token is read from when none is given (`samsvc segment`, SamClient, AsyncSamClient).
+AUTH_TOKEN_VARIABLE = "SAMSVC_AUTH_TOKEN"
+# In-band codes that mean "the embedding is gone or was damaged (and removed)": embedding the image again mends both.
+_REEMBED_CODES = (grpc.StatusCode.NOT_FOUND.value[0], grpc.StatusCode.DATA_LOSS.value[0])
 
 
 class RequestError(Exception):
@@ -124,14 +128,23 @@ def embedded_image_of(image_bytes: bytes, response: sam_pb2.EmbedResponse) -> Em
 
 
 def wants_reembedding(image: ImageRef, response: sam_pb2.SegmentResponse) -> bool:
-    """True when the key is unknown or expired and we hold the image to embed again."""
-    return isinstance(image, EmbeddedImage) and response.HasField("error") and response.error.code == _NOT_FOUND
+    """True when the key is unknown, expired or its value damaged, and we hold the image to embed again."""
+    return isinstance(image, EmbeddedImage) and response.HasField("error") and response.error.code in _REEMBED_CODES
 
 
 def checked(response: sam_pb2.SegmentResponse, raise_on_error: bool) -> sam_pb2.SegmentResponse:
     if raise_on_error and response.HasField("error"):
         raise RequestError(response.error, response.request_id)
     return response
+
+
+def call_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    """The metadata every call carries: `authorization: Bearer <token>` when there is a token (else none).
+
+    `token` None reads SAMSVC_AUTH_TOKEN; "" means none even when that is set."""
+    if token is None:
+        token = os.environ.get(AUTH_TOKEN_VARIABLE, "")
+    return (("authorization", f"Bearer {token}"),) if token else ()
 
 
 def _key_of(image: ImageRef) -> str:

@@ -76,7 +76,18 @@ def run(args: argparse.Namespace) -> int:
         return 2
     image_bytes = args.image.read_bytes()
     try:
-        with SamClient(settings.encoder, settings.decoder) as client:
+        credentials = None
+        if settings.uses_tls:
+            from service.rpc.tls import channel_credentials
+
+            credentials = channel_credentials(settings.tls_ca_file, settings.tls_cert_file, settings.tls_key_file)
+    except ValueError as error:
+        print(f"samsvc segment: {error}", file=sys.stderr)
+        return 2
+    try:
+        with SamClient(
+            settings.encoder, settings.decoder, token=settings.auth_token or "", credentials=credentials
+        ) as client:
             image = client.embed(image_bytes, timeout_seconds=settings.timeout_seconds)
             with client.open_stream(timeout_seconds=settings.timeout_seconds) as stream:
                 answer = stream.segment(

@@ -13,6 +13,7 @@ from service.client.messages import (
     DEFAULT_EMBED_TIMEOUT_SECONDS,
     EmbeddedImage,
     ImageRef,
+    call_metadata,
     checked,
     embedded_image_of,
     make_request,
@@ -24,21 +25,30 @@ from service.rpc.channel import channel_options
 class SamClient:
     """Blocking client. Targets are "host:port"; either may be None when only the other service is used."""
 
-    def __init__(self, encoder_target: str | None = None, decoder_target: str | None = None, model: str = "") -> None:
+    def __init__(
+        self,
+        encoder_target: str | None = None,
+        decoder_target: str | None = None,
+        model: str = "",
+        *,
+        token: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        """`token`: the bearer token every call sends (None: SAMSVC_AUTH_TOKEN, if set); `credentials`: TLS
+        (service.rpc.tls.channel_credentials), else plaintext."""
         self.model = model
-        self._encoder_channel = (
-            grpc.insecure_channel(encoder_target, options=channel_options()) if encoder_target else None
-        )
-        self._decoder_channel = (
-            grpc.insecure_channel(decoder_target, options=channel_options()) if decoder_target else None
-        )
+        self.metadata = call_metadata(token)
+        self._encoder_channel = _channel(encoder_target, credentials) if encoder_target else None
+        self._decoder_channel = _channel(decoder_target, credentials) if decoder_target else None
         self.reembeddings = 0
 
     def embed(self, image_bytes: bytes, timeout_seconds: float = DEFAULT_EMBED_TIMEOUT_SECONDS) -> EmbeddedImage:
         if self._encoder_channel is None:
             raise ValueError("this client has no encoder target")
         stub = sam_pb2_grpc.EncoderStub(self._encoder_channel)
-        response = stub.Embed(sam_pb2.EmbedRequest(image=image_bytes, model=self.model), timeout=timeout_seconds)
+        response = stub.Embed(
+            sam_pb2.EmbedRequest(image=image_bytes, model=self.model), timeout=timeout_seconds, metadata=self.metadata
+        )
         return embedded_image_of(image_bytes, response)
 
     def open_stream(self, timeout_seconds: float | None = None) -> SegmentStream:
@@ -67,7 +77,7 @@ class SegmentStream:
     def __init__(self, client: SamClient, stub: sam_pb2_grpc.DecoderStub, timeout_seconds: float | None) -> None:
         self._client = client
         self._requests: queue.Queue[sam_pb2.SegmentRequest | None] = queue.Queue()
-        self._call: Any = stub.Segment(self._request_iterator(), timeout=timeout_seconds)
+        self._call: Any = stub.Segment(self._request_iterator(), timeout=timeout_seconds, metadata=client.metadata)
 
     def _request_iterator(self) -> Iterator[sam_pb2.SegmentRequest]:
         while (request := self._requests.get()) is not _END_OF_STREAM:
@@ -81,7 +91,8 @@ class SegmentStream:
     def segment(
         self, image: ImageRef, prompts: Sequence[sam_pb2.Prompt], *, raise_on_error: bool = True, **options: Any
     ) -> sam_pb2.SegmentResponse:
-        """Answer `prompts` on `image`; embeds the image again and retries once when its key is not found.
+        """Answer `prompts` on `image`; embeds the image again and retries once when its embedding is not found or
+        was damaged (in-band NOT_FOUND or DATA_LOSS).
 
         Options are make_request's: multimask_output, mask_format, return_logits, request_id.
         """
@@ -104,3 +115,9 @@ class SegmentStream:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _channel(target: str, credentials: grpc.ChannelCredentials | None) -> grpc.Channel:
+    if credentials is None:
+        return grpc.insecure_channel(target, options=channel_options())
+    return grpc.secure_channel(target, credentials, options=channel_options())

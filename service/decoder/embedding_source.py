@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from service.cache.codec import StoredEmbedding, decode_embedding
 from service.cache.keys import ImageKey
 from service.cache.store import EmbeddingStore
@@ -9,10 +11,12 @@ from service.decoder.embedding_lru import EmbeddingLru
 from service.decoder.metrics import LRU_REQUESTS, REDIS_FETCHES
 from service.errors import CorruptEmbedding, NotFound
 
+log = logging.getLogger(__name__)
+
 
 class EmbeddingSource:
     """Looks embeddings up for the served models: NotFound for the key, Unavailable for Redis, CorruptEmbedding
-    for a damaged value."""
+    for a damaged value (which it removes from Redis, so that the next Embed of the image encodes it again)."""
 
     def __init__(self, store: EmbeddingStore, lru: EmbeddingLru, model_ids: tuple[str, ...]) -> None:
         self.store = store
@@ -33,9 +37,13 @@ class EmbeddingSource:
                 field,
             )
 
-    async def get(self, image_key: ImageKey, field: str = "image_key") -> StoredEmbedding:
+    async def get(self, image_key: ImageKey, field: str = "image_key", tenant: str | None = None) -> StoredEmbedding:
+        """The embedding under `image_key` for a caller of `tenant` (None: the shared keys); a key of another tenant
+        is NotFound exactly as a key that does not exist, so a caller cannot even learn that it does."""
         self.check_model(image_key, field)
         key = str(image_key)
+        if image_key.tenant != tenant:
+            raise _not_cached(key, field)
         stored = self.lru.get(key)
         if stored is not None:
             LRU_REQUESTS.labels("hit").inc()
@@ -44,11 +52,24 @@ class EmbeddingSource:
         value = await self.store.get(key)
         if value is None or value.header is None:
             REDIS_FETCHES.labels("not_found").inc()
-            raise NotFound(f"{key!r} is not in the cache (unknown or expired); embed the image again", field)
-        REDIS_FETCHES.labels("found").inc()
+            raise _not_cached(key, field)
         try:
             stored = decode_embedding(value.header, value.chunks, expected_model_id=image_key.model_id)
         except CorruptEmbedding as error:
-            raise CorruptEmbedding(f"the cached embedding {key!r} {error.reason}", field) from error
+            REDIS_FETCHES.labels("damaged").inc()
+            # The encoder's cache hit reads only the header, so a damaged payload would otherwise be answered
+            # `cached` for as long as hits keep refreshing its TTL: the reader that finds it removes it.
+            removed = await self.store.delete_if_unchanged(key, value)
+            log.warning(
+                "cached embedding %s %s; %s", image_key.short, error.reason, "removed" if removed else "replaced"
+            )
+            raise CorruptEmbedding(
+                f"the cached embedding {image_key.short} {error.reason}; it was removed: embed the image again", field
+            ) from error
+        REDIS_FETCHES.labels("found").inc()
         self.lru.put(key, stored)
         return stored
+
+
+def _not_cached(key: str, field: str) -> NotFound:
+    return NotFound(f"{key!r} is not in the cache (unknown or expired); embed the image again", field)

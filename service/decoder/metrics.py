@@ -19,17 +19,21 @@ DECODE_SECONDS = Histogram(
 BATCH_SIZE = Histogram("sam_decoder_batch_size", "Prompts decoded together in one call.", buckets=_BATCH_BUCKETS)
 LRU_REQUESTS = Counter("sam_decoder_lru_requests", "Embedding lookups in the in-process LRU.", ("result",))
 LRU_BYTES = Gauge("sam_decoder_lru_bytes", "Bytes of embeddings held in the in-process LRU.")
-REDIS_FETCHES = Counter("sam_decoder_redis_fetches", "Embeddings fetched from Redis after an LRU miss.", ("result",))
+REDIS_FETCHES = Counter(
+    "sam_decoder_redis_fetches",
+    "Embeddings fetched from Redis after an LRU miss, by result (found, not_found, damaged: removed from Redis).",
+    ("result",),
+)
 STREAMS_IN_FLIGHT = Gauge("sam_decoder_streams_in_flight", "Segment streams open now.")
 REQUEST_ERRORS = Counter("sam_decoder_request_errors", "Requests that failed, by gRPC status code name.", ("code",))
 
 # Every label value a counter can take exists from the start at 0, so a panel or an alert reads 0, not "No data",
-# until the first event. The decoder's status codes: in band INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED; the
-# stream-ending ones UNAVAILABLE (Redis), DATA_LOSS (a damaged value), INTERNAL (DESIGN.md's status contract).
+# until the first event. The decoder's status codes: in band INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, DATA_LOSS
+# (a damaged value); the stream-ending ones UNAVAILABLE (Redis), INTERNAL (DESIGN.md's status contract).
 REQUEST_ERROR_CODES = ("INVALID_ARGUMENT", "NOT_FOUND", "RESOURCE_EXHAUSTED", "UNAVAILABLE", "DATA_LOSS", "INTERNAL")
 for _code in REQUEST_ERROR_CODES:
     REQUEST_ERRORS.labels(_code)
 for _result in ("hit", "miss"):
     LRU_REQUESTS.labels(_result)
-for _result in ("found", "not_found"):
+for _result in ("found", "not_found", "damaged"):
     REDIS_FETCHES.labels(_result)

@@ -18,17 +18,19 @@ from service.decoder.embedding_source import EmbeddingSource
 from service.decoder.mask_encoding import ObjectResult, encode_object
 from service.decoder.metrics import BATCH_SIZE, DECODE_SECONDS, PROMPTS
 from service.decoder.query import SegmentQuery
-from service.errors import InvalidArgument, NotFound, ResourceExhausted, ServiceError
+from service.errors import CorruptEmbedding, InvalidArgument, NotFound, ResourceExhausted, ServiceError
 from service.logs import log_context
 from service.runtime.prompt_decoder import ObjectPrediction, PromptDecoderRole
 from service.runtime.prompts import PromptLimits, validate_prompts
 
-# The failures caused by what a request says; answered in-band so the stream (an interactive session) lives on.
-_IN_BAND_ERRORS: tuple[type[ServiceError], ...] = (InvalidArgument, NotFound, ResourceExhausted)
+# The failures of one request, caused by what it says or by the one key it names (a damaged value is that key's
+# fault, not the service's: it is removed, and the client re-embeds); answered in-band so the stream (an interactive
+# session, its `previous` masks) lives on.
+_IN_BAND_ERRORS: tuple[type[ServiceError], ...] = (InvalidArgument, NotFound, ResourceExhausted, CorruptEmbedding)
 
 
 def is_in_band(error: ServiceError) -> bool:
-    """True when `error` is the request's own fault: answer it in that request's answer, keep the stream."""
+    """True when `error` is the request's own fault or its key's: answer it in that request's answer, keep the stream."""
     return isinstance(error, _IN_BAND_ERRORS)
 
 
@@ -58,11 +60,12 @@ class Segmenter:
         self.limits = limits
         self.executor = executor
 
-    async def answer(self, query: SegmentQuery) -> SegmentResult:
-        """The result of `query`; domain errors name the field at fault."""
+    async def answer(self, query: SegmentQuery, tenant: str | None = None) -> SegmentResult:
+        """The result of `query` for a caller of `tenant` (its token's; None: shared keys only); domain errors name
+        the field at fault."""
         image_key = parse_image_key(query.image_key)
         with log_context(image_key=image_key.short):
-            stored = await self.source.get(image_key)
+            stored = await self.source.get(image_key, tenant=tenant)
             validate_prompts(list(query.prompts), stored.info, self.limits)
             loop = asyncio.get_running_loop()
             predictions, objects = await loop.run_in_executor(

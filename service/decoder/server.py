@@ -16,11 +16,11 @@ from service.decoder.settings import DecoderSettings
 from service.metrics import start_metrics_server
 from service.model_specs import model_specs
 from service.rpc.decoder_servicer import add_decoder_servicer
-from service.rpc.server import SERVICE_NAMES, RunningServer, start_server, wait_for_stop_signal
+from service.rpc.server import SERVICE_NAMES, RunningServer, exposure_of, start_server, wait_for_stop_signal
 from service.runtime.checkpoint import inspect_checkpoint
 from service.runtime.prompt_decoder import PromptDecoderRole
 from service.runtime.prompts import PromptLimits
-from service.settings import describe_settings
+from service.settings import describe_exposure, describe_settings
 
 log = logging.getLogger(__name__)
 
@@ -67,20 +67,33 @@ async def start_decoder_server(
     settings: DecoderSettings, decoder_roles: Sequence[PromptDecoderRole] | None = None
 ) -> DecoderServer:
     """Start serving `sam.v1.Decoder`; health is SERVING while Redis answers. `decoder_roles` skips loading."""
+    exposure = exposure_of(settings)
     roles = list(decoder_roles) if decoder_roles is not None else await asyncio.to_thread(load_decoder_roles, settings)
     decoders = {role.checkpoint.model_id: role for role in roles}
-    store = EmbeddingStore(connect_redis(settings.redis_url, settings.redis_password), ttl_seconds=0)
+    store = EmbeddingStore(
+        connect_redis(settings.redis_url, settings.redis_password, ca_file=settings.redis_tls_ca_file), ttl_seconds=0
+    )
     source = EmbeddingSource(store, EmbeddingLru(settings.lru_bytes), tuple(decoders))
     executor = ThreadPoolExecutor(max_workers=settings.decode_workers, thread_name_prefix="decode")
     limits = PromptLimits(max_points=settings.max_points, max_objects=settings.max_objects)
     segmenter = Segmenter(source, decoders, limits, executor)
     running = await start_server(
-        lambda server: add_decoder_servicer(server, segmenter), [SERVICE_NAMES["Decoder"]], settings.host, settings.port
+        lambda server: add_decoder_servicer(server, segmenter),
+        [SERVICE_NAMES["Decoder"]],
+        settings.host,
+        settings.port,
+        exposure=exposure,
     )
     # Requests go on being answered while Redis is down (LRU hits work; misses end UNAVAILABLE), but health
     # says NOT_SERVING so that load balancers prefer replicas that can reach it.
     running.follow_readiness(store.ping, settings.health_check_seconds)
-    log.info("decoder serving %s on %s:%d", ", ".join(decoders), settings.host, running.port)
+    log.info(
+        "decoder serving %s on %s:%d (%s)",
+        ", ".join(decoders),
+        settings.host,
+        running.port,
+        describe_exposure(settings),
+    )
     return DecoderServer(running=running, source=source, executor=executor)
 
 

@@ -21,6 +21,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import asyncio
+    import logging
 
     from service.encoder.server import serve
     from service.logs import configure_logging
@@ -28,5 +29,9 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(EncoderSettings, args)
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except ValueError as error:  # a setting that cannot be used: a token, secret or certificate file
+        logging.getLogger("samsvc.encoder").error("%s", error)
+        return 2
     return 0

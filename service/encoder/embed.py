@@ -64,6 +64,7 @@ class Embedder:
         limits: ImageLimits,
         triton_timeout_seconds: float,
         single_flight_wait_seconds: float,
+        key_secret: bytes | None = None,
     ) -> None:
         if not models:
             raise ValueError("an Embedder needs at least one model")
@@ -73,15 +74,22 @@ class Embedder:
         self.limits = limits
         self.triton_timeout_seconds = triton_timeout_seconds
         self.single_flight_wait_seconds = single_flight_wait_seconds
+        # With a secret, keys are HMACs nobody computes from the image alone (service.cache.keys).
+        self.key_secret = key_secret
         # The lock must outlive one encode (bounded by the Triton timeout) plus preprocessing and the store.
-        self.single_flight = SingleFlight(store, lock_ttl_seconds=triton_timeout_seconds + 30.0)
+        self.single_flight = SingleFlight(
+            store, lock_ttl_seconds=triton_timeout_seconds + 30.0, is_shared=is_failure_of_the_image
+        )
 
-    async def embed(self, image_bytes: bytes, requested_model: str = "", deadline: float | None = None) -> EmbedResult:
-        """The key of `image_bytes`' embedding by the requested model (empty: the default), computing it if no
-        replica has; `deadline` is time.monotonic()."""
+    async def embed(
+        self, image_bytes: bytes, requested_model: str = "", deadline: float | None = None, tenant: str | None = None
+    ) -> EmbedResult:
+        """The key of `image_bytes`' embedding by the requested model (empty: the default) for `tenant` (the
+        caller's, from its token; None: shared), computing it if no replica has; `deadline` is time.monotonic().
+        Each tenant has its own keys, so its own embeddings."""
         model = select_model(self.models, requested_model)
         check_image_size(image_bytes, self.limits)
-        image_key = image_key_of(model.model_id, image_bytes)
+        image_key = image_key_of(model.model_id, image_bytes, tenant, self.key_secret)
         with log_context(image_key=image_key.short, model=model.model_id):
             return await self._embed(model, image_key, image_bytes, deadline)
 
@@ -137,12 +145,20 @@ class Embedder:
         prepared, info = await asyncio.to_thread(preprocess, image_bytes, self.limits, arch)
         PREPROCESS_SECONDS.observe(time.perf_counter() - started)
 
+        # Triton gets the smaller of the caller's remaining time and the setting; which one it was decides the
+        # answer when it runs out: the caller's deadline passed, or Triton is too slow (the caller may retry).
         timeout = _remaining(deadline, self.triton_timeout_seconds)
         if timeout <= 0:
             raise DeadlineExceeded("deadline exceeded before the image reached Triton")
+        callers_deadline_binds = timeout < self.triton_timeout_seconds
         started = time.perf_counter()
         try:
             answer = await self.triton.encode(model.name, arch, prepared, info.input_size, timeout)
+        except DeadlineExceeded as error:
+            TRITON_ERRORS.inc()
+            if callers_deadline_binds:
+                raise
+            raise Unavailable(f"Triton did not answer within {self.triton_timeout_seconds:g} s") from error
         except ServiceError:
             TRITON_ERRORS.inc()
             raise
@@ -162,6 +178,12 @@ class Embedder:
 
     def _result(self, image_key: ImageKey, info: ImageInfo, cached: bool) -> EmbedResult:
         return EmbedResult(image_key, cached, info.original_size, image_key.model_id)
+
+
+def is_failure_of_the_image(error: ServiceError) -> bool:
+    """Whether the calls waiting on a failed encode of the same image raise its error too, rather than encoding again:
+    every failure but the failed caller's own deadline (theirs may be longer)."""
+    return not isinstance(error, DeadlineExceeded)
 
 
 def check_image_size(image_bytes: bytes, limits: ImageLimits) -> None:

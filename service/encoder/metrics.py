@@ -19,7 +19,8 @@ EMBEDDING_BYTES_STORED = Counter(
 SINGLE_FLIGHT_WAITS = Counter(
     "sam_encoder_single_flight_waits_total",
     "Embeds that found another request encoding the same image, by outcome "
-    "(value: it arrived; timeout: the bounded wait ran out; took_over: the holder went away and this one encoded).",
+    "(value: it arrived; timeout: the bounded wait ran out; took_over: the holder went away and this one encoded; "
+    "failed: the holder failed, and this one answered the same failure without encoding again).",
     ("outcome",),
 )
 SINGLE_FLIGHT_WAIT_SECONDS = Histogram(
@@ -33,7 +34,7 @@ PREPROCESS_SECONDS = Histogram(
 
 # Every label value exists from the start at 0, so panels and alerts read 0 until the first event, not "No data".
 # The outcomes are single_flight.Outcome's values for a call that waited (LED, the call that encodes, never waits).
-SINGLE_FLIGHT_OUTCOMES = ("value", "timeout", "took_over")
+SINGLE_FLIGHT_OUTCOMES = ("value", "timeout", "took_over", "failed")
 for _result in ("hit", "miss"):
     CACHE_REQUESTS.labels(_result)
 for _outcome in SINGLE_FLIGHT_OUTCOMES:

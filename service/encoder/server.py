@@ -13,9 +13,10 @@ from service.metrics import start_metrics_server
 from service.model_identity import ModelIdentity, arch_of_model_id
 from service.model_specs import model_specs
 from service.rpc.encoder_servicer import add_encoder_servicer
-from service.rpc.server import SERVICE_NAMES, RunningServer, start_server, wait_for_stop_signal
+from service.rpc.server import SERVICE_NAMES, RunningServer, exposure_of, start_server, wait_for_stop_signal
 from service.runtime.families.catalog import get_arch
-from service.settings import describe_settings
+from service.security.key_secret import read_key_secret
+from service.settings import describe_exposure, describe_settings
 from service.triton.client import TritonEncoderClient
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,12 @@ async def start_encoder(settings: EncoderSettings, models: list[ModelIdentity] |
     """Build and start the encoder (one function for the CLI and the tests); health starts NOT_SERVING."""
     if models is None:
         models = await asyncio.to_thread(resolve_models, settings)
-    store = EmbeddingStore(connect_redis(settings.redis_url, settings.redis_password), settings.embedding_ttl_seconds)
+    exposure = exposure_of(settings)
+    key_secret = read_key_secret(settings.key_secret_file) if settings.key_secret_file is not None else None
+    store = EmbeddingStore(
+        connect_redis(settings.redis_url, settings.redis_password, ca_file=settings.redis_tls_ca_file),
+        settings.embedding_ttl_seconds,
+    )
     triton = TritonEncoderClient(settings.triton_url)
     embedder = Embedder(
         store,
@@ -80,9 +86,14 @@ async def start_encoder(settings: EncoderSettings, models: list[ModelIdentity] |
         settings.image_limits,
         triton_timeout_seconds=settings.triton_timeout_seconds,
         single_flight_wait_seconds=settings.single_flight_wait_seconds,
+        key_secret=key_secret,
     )
     running = await start_server(
-        lambda server: add_encoder_servicer(server, embedder), [SERVICE_NAMES["Encoder"]], settings.host, settings.port
+        lambda server: add_encoder_servicer(server, embedder),
+        [SERVICE_NAMES["Encoder"]],
+        settings.host,
+        settings.port,
+        exposure=exposure,
     )
     running.follow_readiness(lambda: dependencies_ready(store, triton, models), settings.health_check_seconds)
     return EncoderServer(running, embedder, settings.host)
@@ -94,6 +105,6 @@ async def serve(settings: EncoderSettings) -> None:
     start_metrics_server(settings.metrics_port, settings.metrics_host)
     server = await start_encoder(settings)
     served = ", ".join(f"{model.name} ({model.model_id})" for model in server.embedder.models)
-    log.info("encoder serving %s on port %d", served, server.port)
+    log.info("encoder serving %s on port %d (%s)", served, server.port, describe_exposure(settings))
     await wait_for_stop_signal()
     await server.stop()

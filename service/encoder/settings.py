@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from service.image_info import ImageLimits
 from service.settings import ServiceSettings, setting, with_default
@@ -22,6 +23,11 @@ class EncoderSettings(ServiceSettings):
     triton_timeout_seconds: float = setting(60.0, "Longest encode on Triton (shortened to the caller's deadline).")
     single_flight_wait_seconds: float = setting(
         120.0, "Longest wait for another request (on any replica) that is encoding the same image."
+    )
+    key_secret_file: Path | None = setting(
+        None,
+        "A server secret (at least 16 bytes): image keys become an HMAC-SHA256 of the model id, the tenant and the "
+        "image bytes, which nobody can compute from the image alone. None: the plain SHA-256 of the bytes.",
     )
 
     @property

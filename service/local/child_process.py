@@ -1,5 +1,6 @@
 """One way to run a local server as a child process: its own session, output to a log file, a log tail for
-error messages, and a stop that sends SIGTERM and then kills the whole process group."""
+error messages, and a stop that sends SIGTERM and then kills the whole process group. With an orphan guard installed
+(`samsvc up` does), every child's session also ends when this process dies without stopping it, SIGKILL included."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import ctypes
 import os
 import signal
 import subprocess
+import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 _PR_SET_PDEATHSIG = 1
 
@@ -22,6 +26,70 @@ def _new_session(die_with_parent: bool) -> None:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
         except (OSError, AttributeError):
             pass
+
+
+class OrphanGuard:
+    """A `service.local.orphan_guard` process that ends the sessions of this process's children once this process is
+    gone: it learns each child over a pipe whose end of file tells it that this process died."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "service.local.orphan_guard"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            # Its own session: a terminal's Ctrl-C or a kill of our process group does not take it first.
+            start_new_session=True,
+            text=True,
+        )
+        self._pipe: IO[str] | None = self._process.stdin
+
+    def _send(self, line: str) -> None:
+        with self._lock:
+            if self._pipe is None:
+                return
+            try:
+                self._pipe.write(line + "\n")
+                self._pipe.flush()
+            except (BrokenPipeError, ValueError):
+                self._pipe = None
+
+    def watch(self, session: int) -> None:
+        self._send(f"+{session}")
+
+    def forget(self, session: int) -> None:
+        self._send(f"-{session}")
+
+    def close(self, timeout_seconds: float = 10.0) -> None:
+        """End the guard (it ends whatever sessions it still lists) and wait for it."""
+        with self._lock:
+            pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            pipe.close()
+        try:
+            self._process.wait(timeout=timeout_seconds)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+
+_GUARD: OrphanGuard | None = None
+
+
+def install_orphan_guard() -> OrphanGuard:
+    """From now on, every ChildProcess this process starts ends with it, however it dies (for `samsvc up`)."""
+    global _GUARD
+    if _GUARD is None:
+        _GUARD = OrphanGuard()
+    return _GUARD
+
+
+def remove_orphan_guard() -> None:
+    """Close the guard (after every child was stopped)."""
+    global _GUARD
+    guard, _GUARD = _GUARD, None
+    if guard is not None:
+        guard.close()
 
 
 @dataclass
@@ -46,6 +114,8 @@ class ChildProcess:
                 stderr=subprocess.STDOUT,
                 preexec_fn=lambda: _new_session(self.die_with_parent),
             )
+        if _GUARD is not None:
+            _GUARD.watch(self.process.pid)  # its session id: it leads its own session
         return self
 
     @property
@@ -54,6 +124,10 @@ class ChildProcess:
 
     def exited(self) -> bool:
         return self.process is None or self.process.poll() is not None
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.process is None else self.process.poll()
 
     def log_tail(self, lines: int = 40) -> str:
         if self.log_path is None:
@@ -80,3 +154,5 @@ class ChildProcess:
         except (ProcessLookupError, PermissionError):
             pass
         process.wait()
+        if _GUARD is not None:
+            _GUARD.forget(process.pid)

@@ -14,8 +14,8 @@ from service.decoder.mask_encoding import EncodedMask, ObjectResult
 from service.decoder.query import MaskEncoding, SegmentQuery
 from service.decoder.segment import SegmentResult
 from service.decoder.session import StreamSession
-from service.errors import InvalidArgument, ServiceError
-from service.rpc.status import status_code_of
+from service.errors import InvalidArgument, ServiceError, cut
+from service.rpc.status import message_of, status_code_of
 from service.runtime.prompts import Prompt, prompt_field
 
 _LOGITS_BYTES = 4 * LOW_RES_MASK_SIZE * LOW_RES_MASK_SIZE
@@ -133,9 +133,10 @@ def response_of_result(result: SegmentResult) -> sam_pb2.SegmentResponse:
 
 
 def error_response(request: sam_pb2.SegmentRequest, error: ServiceError) -> sam_pb2.SegmentResponse:
-    """The answer to a request whose own content is at fault: the in-band Error, the stream lives on."""
+    """The answer to a request whose own content is at fault: the in-band Error, the stream lives on. The key is
+    echoed cut, as any input quoted back (a key this service made is far shorter than the cut)."""
     return sam_pb2.SegmentResponse(
         request_id=request.request_id,
-        image_key=request.image_key,
-        error=sam_pb2.Error(code=status_code_of(error).value[0], message=str(error), field=error.field),
+        image_key=cut(request.image_key),
+        error=sam_pb2.Error(code=status_code_of(error).value[0], message=message_of(error), field=error.field),
     )

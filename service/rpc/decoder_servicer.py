@@ -1,5 +1,5 @@
-"""The gRPC face of Segment: a stream of requests in, answers out in order; a request's own fault answered
-in-band, any other error ends the stream through the one status table. The logic is in
+"""The gRPC face of Segment: a stream of requests in, answers out in order; a request's own fault (or its key's: a
+damaged value) answered in-band, any other error ends the stream through the one status table. The logic is in
 service.decoder.segment."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from service.decoder.segment import Segmenter, is_in_band
 from service.decoder.session import StreamSession
 from service.errors import ServiceError
 from service.logs import bind_log_context, log_context
+from service.rpc.auth import current_caller
 from service.rpc.decoder_convert import error_response, query_of_request, response_of_result
 from service.rpc.status import abort_with, domain_error_of, status_code_of
 
@@ -36,11 +37,12 @@ class DecoderServicer(sam_pb2_grpc.DecoderServicer):
         STREAMS_IN_FLIGHT.inc()
         bind_log_context(stream=secrets.token_hex(4))
         session = StreamSession()
+        tenant = current_caller().tenant
         try:
             async for request in request_iterator:
                 try:
                     with log_context(request_id=request.request_id):
-                        response = await self._answer(request, session)
+                        response = await self._answer(request, session, tenant)
                 except ServiceError as error:
                     await abort_with(context, error)
                     return
@@ -48,10 +50,12 @@ class DecoderServicer(sam_pb2_grpc.DecoderServicer):
         finally:
             STREAMS_IN_FLIGHT.dec()
 
-    async def _answer(self, request: sam_pb2.SegmentRequest, session: StreamSession) -> sam_pb2.SegmentResponse:
+    async def _answer(
+        self, request: sam_pb2.SegmentRequest, session: StreamSession, tenant: str | None
+    ) -> sam_pb2.SegmentResponse:
         """The response to `request`, its own fault answered in-band; raises the error that ends the stream."""
         try:
-            result = await self.segmenter.answer(query_of_request(request, session))
+            result = await self.segmenter.answer(query_of_request(request, session), tenant)
         except Exception as raised:
             error = domain_error_of(raised)
             REQUEST_ERRORS.labels(status_code_of(error).name).inc()

@@ -9,6 +9,7 @@ import grpc
 
 from service._proto.sam.v1 import sam_pb2, sam_pb2_grpc
 from service.encoder.embed import Embedder
+from service.rpc.auth import current_caller
 from service.rpc.status import abort_with
 
 
@@ -22,7 +23,7 @@ class EncoderServicer(sam_pb2_grpc.EncoderServicer):
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
         try:
-            result = await self.embedder.embed(request.image, request.model, deadline)
+            result = await self.embedder.embed(request.image, request.model, deadline, current_caller().tenant)
         except Exception as error:
             await abort_with(context, error)
         rows, columns = result.original_size

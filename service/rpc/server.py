@@ -1,4 +1,5 @@
-"""Building and running a `grpc.aio` server: health, reflection, message limits, metrics, graceful stop."""
+"""Building and running a `grpc.aio` server: health, opt-in reflection, bearer tokens, TLS, message limits, metrics,
+a plaintext health-only port for probes, graceful stop."""
 
 from __future__ import annotations
 
@@ -14,21 +15,48 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from service._proto.sam.v1 import sam_pb2
+from service.rpc.auth import AuthInterceptor
 from service.rpc.channel import DEFAULT_MAX_MESSAGE_BYTES, channel_options
-from service.rpc.interceptors import RpcMetricsInterceptor, create_rpc_series
+from service.rpc.interceptors import ReadableRequestsInterceptor, RpcMetricsInterceptor, create_rpc_series
+from service.rpc.tls import server_credentials
+from service.security.tokens import BearerTokens
+from service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Exposure:
+    """How a server is reached and who may call it. The defaults: plaintext, no token asked, no reflection."""
+
+    tokens: BearerTokens | None = None  # None: no token asked
+    credentials: grpc.ServerCredentials | None = None  # None: plaintext
+    reflection: bool = False
+    health_port: int | None = None  # a second, plaintext port serving health only (0: a free one); None: none
+
+
+def exposure_of(settings: ServiceSettings) -> Exposure:
+    """The exposure the settings ask for; ValueError for files that cannot be read or do not go together."""
+    if settings.tls_client_ca_file is not None and settings.tls_cert_file is None:
+        raise ValueError("--tls-client-ca-file needs --tls-cert-file and --tls-key-file (mutual TLS is TLS first)")
+    credentials = None
+    if settings.tls_cert_file is not None:
+        credentials = server_credentials(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
+    tokens = BearerTokens(settings.auth_tokens_file) if settings.auth_tokens_file is not None else None
+    return Exposure(tokens, credentials, settings.reflection, settings.health_port or None)
+
+
 @dataclass
 class RunningServer:
-    """A started server with its health servicer, the port it is bound to and the task keeping health true."""
+    """A started server with its health servicer, the ports it is bound to and the task keeping health true."""
 
     server: grpc.aio.Server
     health: health.aio.HealthServicer
     port: int
     service_names: tuple[str, ...]
     readiness_task: asyncio.Task[None] | None = field(default=None)
+    health_server: grpc.aio.Server | None = None  # the plaintext health-only port's server
+    health_port: int | None = None
 
     async def set_serving(self, serving: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
@@ -47,6 +75,8 @@ class RunningServer:
         # NOT_SERVING for every service from now on, so load balancers stop sending while calls drain.
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_seconds)
+        if self.health_server is not None:
+            await self.health_server.stop(0)
 
 
 async def start_server(
@@ -55,22 +85,47 @@ async def start_server(
     host: str,
     port: int,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    exposure: Exposure | None = None,
 ) -> RunningServer:
-    """Build and start a server: our servicers, health (NOT_SERVING until told), reflection, RPC metrics."""
-    server = grpc.aio.server(interceptors=[RpcMetricsInterceptor()], options=channel_options(max_message_bytes))
+    """Build and start a server: our servicers, health (NOT_SERVING until told), RPC metrics, and as `exposure`
+    says: bearer tokens, TLS, reflection, a health-only port."""
+    exposure = exposure or Exposure()
+    # Outermost first: metrics see every call's final code; the token check comes before any request is parsed.
+    interceptors: list[grpc.aio.ServerInterceptor] = [RpcMetricsInterceptor()]
+    if exposure.tokens is not None:
+        interceptors.append(AuthInterceptor(exposure.tokens))
+    interceptors.append(ReadableRequestsInterceptor())
+    server = grpc.aio.server(interceptors=interceptors, options=channel_options(max_message_bytes))
     for name in service_names:
         create_rpc_series(name, sam_pb2.DESCRIPTOR.pool)
     add_servicers(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
-    )
-    bound_port = server.add_insecure_port(f"{host}:{port}")
+    if exposure.reflection:
+        reflection.enable_server_reflection(
+            (*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            server,
+        )
+    address = f"{host}:{port}"
+    if exposure.credentials is not None:
+        bound_port = server.add_secure_port(address, exposure.credentials)
+    else:
+        bound_port = server.add_insecure_port(address)
     if bound_port == 0:
-        raise OSError(f"cannot bind {host}:{port}")
+        raise OSError(f"cannot bind {address}")
+    health_server, health_port = None, None
+    if exposure.health_port is not None:
+        # Its own server: a port of the main one would serve every service there, in plaintext.
+        health_server = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+        health_port = health_server.add_insecure_port(f"{host}:{exposure.health_port}")
+        if health_port == 0:
+            raise OSError(f"cannot bind the health port {host}:{exposure.health_port}")
+        await health_server.start()
     await server.start()
-    running = RunningServer(server, health_servicer, bound_port, tuple(service_names))
+    running = RunningServer(
+        server, health_servicer, bound_port, tuple(service_names), health_server=health_server, health_port=health_port
+    )
     await running.set_serving(False)
     return running
 

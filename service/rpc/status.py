@@ -20,6 +20,10 @@ from service.errors import (
 
 log = logging.getLogger(__name__)
 
+# Longest status message sent: messages are for people, and a long one overflows some clients' trailers (which
+# then read RESOURCE_EXHAUSTED instead of the real status). Input quoted in messages is cut far shorter (echo()).
+MAX_MESSAGE_CHARACTERS = 1000
+
 STATUS_OF_ERROR: dict[type[ServiceError], grpc.StatusCode] = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -50,7 +54,15 @@ def domain_error_of(error: Exception) -> ServiceError:
     return Internal("internal error (see the service's log)")
 
 
+def message_of(error: ServiceError) -> str:
+    """The message a caller reads for `error`, at most MAX_MESSAGE_CHARACTERS long."""
+    message = str(error)
+    if len(message) <= MAX_MESSAGE_CHARACTERS:
+        return message
+    return message[: MAX_MESSAGE_CHARACTERS - 1] + "…"
+
+
 async def abort_with(context: grpc.aio.ServicerContext, error: Exception) -> None:
     """End the RPC with the status and message of `error` (never returns)."""
     domain_error = domain_error_of(error)
-    await context.abort(status_code_of(domain_error), str(domain_error))
+    await context.abort(status_code_of(domain_error), message_of(domain_error))

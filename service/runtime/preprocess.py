@@ -14,6 +14,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as tvf
 
+from service.errors import InvalidArgument
 from service.image_info import ImageInfo
 from service.runtime.families.spec import Arch, ResizeRule
 
@@ -51,10 +52,21 @@ def pad_to_square(resized: np.ndarray, size: int) -> np.ndarray:
 
 
 def prepare_encoder_input(rgb: np.ndarray, arch: Arch) -> tuple[np.ndarray, ImageInfo]:
-    """What `arch`'s image encoder takes for `rgb` (H, W, 3) uint8, and the sizes to undo it later."""
+    """What `arch`'s image encoder takes for `rgb` (H, W, 3) uint8, and the sizes to undo it later.
+
+    InvalidArgument for an image so elongated (over 2S:1 for an input side S) that resizing its longer side to S
+    would leave its shorter side under 1 pixel; the square resize of SAM 2 takes any shape.
+    """
     info = image_info_of((rgb.shape[0], rgb.shape[1]), arch)
     if arch.family.resize is ResizeRule.SQUARE_FLOAT:
         return square_resize(rgb, arch.input_size), info
+    if min(info.input_size) < 1:
+        rows, columns = info.original_size
+        raise InvalidArgument(
+            f"is {columns}x{rows} pixels: resized to {arch.input_size} on its longer side, its shorter side would "
+            f"be under 1 pixel (aspect ratios over {2 * arch.input_size}:1 are not accepted by {arch.name})",
+            "image",
+        )
     resized = longest_side_resize(rgb, arch.input_size)
     if resized.shape[:2] != info.input_size:
         raise AssertionError(f"resize gave {resized.shape[:2]}, expected {info.input_size}")

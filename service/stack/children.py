@@ -8,6 +8,9 @@ from pathlib import Path
 from service.local.child_process import ChildProcess
 
 
-def service_process(name: str, arguments: list[str], log_path: Path) -> ChildProcess:
+def service_process(
+    name: str, arguments: list[str], log_path: Path, environment: dict[str, str] | None = None
+) -> ChildProcess:
     """`python -m service.cli <arguments>` (not started); it gets SIGTERM if `samsvc up` dies without stopping it."""
-    return ChildProcess(name, [sys.executable, "-m", "service.cli", *arguments], log_path, die_with_parent=True)
+    command = [sys.executable, "-m", "service.cli", *arguments]
+    return ChildProcess(name, command, log_path, environment, die_with_parent=True)

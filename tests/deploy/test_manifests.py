@@ -124,10 +124,12 @@ def test_probes_use_ports_their_container_declares() -> None:
 def test_services_answer_grpc_health_and_triton_http_readiness() -> None:
     for name, service_name in (("encoder", "sam.v1.Encoder"), ("decoder", "sam.v1.Decoder")):
         container = named("Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+        # The gRPC port speaks TLS, which kubelet's gRPC probe cannot: it asks the plaintext health-only port.
         assert container["readinessProbe"]["grpc"] == {
-            "port": container_ports(container)["grpc"],
+            "port": container_ports(container)["health"],
             "service": service_name,
         }
+        assert int(env(container)["SAMSVC_HEALTH_PORT"]["value"]) == container_ports(container)["health"]
     triton = named("Deployment", "triton")["spec"]["template"]["spec"]
     container = triton["containers"][0]
     assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
@@ -203,6 +205,41 @@ def test_redis_is_an_lru_cache_with_an_exporter_beside_it() -> None:
     assert f":{container_ports(exporter)['metrics']}" in " ".join(exporter["args"])
 
 
+def test_redis_asks_for_the_password_of_the_secret_and_keeps_protected_mode() -> None:
+    """Issue 10, finding 4: Redis ran with no password, `protected-mode no`, bound to 0.0.0.0."""
+    config = named("ConfigMap", "redis-config")["data"]["redis.conf"]
+    assert re.search(r"^protected-mode yes$", config, re.MULTILINE)
+    assert not re.search(r"^(protected-mode no|bind |requirepass )", config, re.MULTILINE)
+    redis, exporter = named("Deployment", "redis")["spec"]["template"]["spec"]["containers"]
+    secret = {"name": "sam-redis", "key": "password"}
+    assert redis["args"] == ["--bind", "$(POD_IP)", "127.0.0.1", "--requirepass", "$(REDIS_PASSWORD)"]
+    assert env(redis)["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    for container, variable in ((redis, "REDIS_PASSWORD"), (redis, "REDISCLI_AUTH"), (exporter, "REDIS_PASSWORD")):
+        assert env(container)[variable]["valueFrom"]["secretKeyRef"] == secret, variable
+
+
+def test_services_ask_for_tokens_and_serve_tls_from_mounted_secrets() -> None:
+    for name in ("encoder", "decoder"):
+        pod = named("Deployment", name)["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        volumes = {volume["name"]: volume for volume in pod["volumes"]}
+        mounts = {mount["mountPath"]: mount for mount in container["volumeMounts"]}
+        files = {"SAMSVC_AUTH_TOKENS_FILE", "SAMSVC_TLS_CERT_FILE", "SAMSVC_TLS_KEY_FILE"}
+        if name == "encoder":
+            files.add("SAMSVC_KEY_SECRET_FILE")
+        assert "SAMSVC_KEY_SECRET_FILE" not in env(container) or name == "encoder"  # decoders never see it
+        for variable in files:
+            path = env(container)[variable]["value"]
+            mount = mounts[path.rsplit("/", 1)[0]]
+            assert mount["readOnly"] is True, (name, variable)
+            volume = volumes[mount["name"]]["secret"]
+            items = {item["path"] for item in volume.get("items", [])}
+            assert not items or path.rsplit("/", 1)[1] in items, (name, variable)
+            assert volume["secretName"] in {"sam-auth", "sam-tls"}
+        assert "SAMSVC_REFLECTION" not in env(container)  # reflection stays off
+        assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+
+
 # ---------------------------------------------------------------------------------------------- settings
 
 
@@ -271,7 +308,10 @@ def test_settings_agree_with_ports_and_services() -> None:
         assert int(variables["SAMSVC_PORT"]["value"]) == ports["grpc"], role
         assert int(variables["SAMSVC_METRICS_PORT"]["value"]) == ports["metrics"], role
         assert variables["SAMSVC_REDIS_URL"]["value"] == f"redis://redis:{service_port('redis', 'redis')}/0"
-        assert variables["SAMSVC_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["optional"] is True
+        assert variables["SAMSVC_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": "sam-redis",
+            "key": "password",
+        }
         help_text = _role_help(role)
         if help_text is not None:  # the manifests keep each service's default port
             assert re.search(rf"SAMSVC_PORT; default: {ports['grpc']}\]", " ".join(help_text.split())), role

@@ -20,7 +20,9 @@ from segment_anything import SamPredictor
 
 from service._proto.sam.v1 import sam_pb2, sam_pb2_grpc
 from service.cache.keys import image_key_of, parse_image_key
+from service.cache.single_flight import FAILURE_RECORD_TTL_MS
 from service.encoder.server import EncoderServer, start_encoder
+from service.errors import MAX_ECHOED_CHARACTERS
 from service.local.redis_server import RedisServer
 from service.model_identity import ModelIdentity
 from service.rpc.channel import channel_options
@@ -190,14 +192,29 @@ def _truncated_png() -> bytes:
     return new_image_bytes(64, 64)[:200]
 
 
+def _blank_png(columns: int, rows: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (columns, rows)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+_EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n%%EOF\n"
+
+
 @pytest.mark.parametrize(
     ("image", "code", "message"),
     [
         (b"", grpc.StatusCode.INVALID_ARGUMENT, "image: is empty"),
         (b"this is not an image, just text", grpc.StatusCode.INVALID_ARGUMENT, "image: is not an image format"),
         (_truncated_png(), grpc.StatusCode.INVALID_ARGUMENT, "image: could not be decoded"),
+        # Issue 10, finding 7: refused from its first bytes, before any Pillow plugin (Ghostscript's) sees it.
+        (_EPS, grpc.StatusCode.INVALID_ARGUMENT, "image: is not an image format this service reads"),
+        # Issue 10, finding 2: these ended in INTERNAL (the resize gave a side of 0 pixels).
+        (_blank_png(2049, 1), grpc.StatusCode.INVALID_ARGUMENT, "image: is 2049x1 pixels"),
+        (_blank_png(1, 3000), grpc.StatusCode.INVALID_ARGUMENT, "image: is 1x3000 pixels"),
+        (_blank_png(100_000, 1), grpc.StatusCode.INVALID_ARGUMENT, "image: is 100000x1 pixels"),
     ],
-    ids=["empty", "not-an-image", "truncated"],
+    ids=["empty", "not-an-image", "truncated", "eps", "2049x1", "1x3000", "100000x1"],
 )
 async def test_bad_images_are_invalid_argument(
     encoder_stub: sam_pb2_grpc.EncoderStub, image: bytes, code: grpc.StatusCode, message: str
@@ -205,6 +222,11 @@ async def test_bad_images_are_invalid_argument(
     status, details = await embed_status(encoder_stub, image)
     assert status == code
     assert details.startswith(message), details
+
+
+async def test_the_most_elongated_accepted_image_embeds(encoder_stub: sam_pb2_grpc.EncoderStub) -> None:
+    answer = await embed(encoder_stub, _blank_png(2048, 1))
+    assert (answer.original_size.height, answer.original_size.width) == (1, 2048)
 
 
 async def test_oversized_images_are_resource_exhausted(
@@ -239,6 +261,13 @@ async def test_unknown_model_is_invalid_argument(encoder_stub: sam_pb2_grpc.Enco
         assert (await embed_status(encoder_stub, new_image_bytes(), model=accepted))[0] == grpc.StatusCode.OK
 
 
+async def test_a_long_model_is_echoed_cut(encoder_stub: sam_pb2_grpc.EncoderStub) -> None:
+    """Issue 10, finding 3: a 10 KB `model` came back whole in the status message."""
+    status, details = await embed_status(encoder_stub, new_image_bytes(), model="m" * 10_000)
+    assert status == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.startswith("model: this server embeds with model") and len(details) < 2 * MAX_ECHOED_CHARACTERS
+
+
 async def test_triton_model_id_mismatch_is_refused_and_not_stored(
     redis_server: RedisServer, triton_server: TritonServer
 ) -> None:
@@ -251,7 +280,10 @@ async def test_triton_model_id_mismatch_is_refused_and_not_stored(
             status, details = await embed_status(sam_pb2_grpc.EncoderStub(channel), new_image_bytes())
         assert status == grpc.StatusCode.UNAVAILABLE
         assert "refusing to store" in details
-        assert await client.keys(f"sam:{wrong_id}:*") == []  # neither a value nor a lock left
+        # Neither a value nor a lock left; only the failure record for waiters, which expires by itself.
+        left = await client.keys(f"sam:{wrong_id}:*")
+        assert all(key.endswith(b":lock:failed") for key in left), left
+        assert all(0 < ttl <= FAILURE_RECORD_TTL_MS for ttl in [await client.pttl(key) for key in left])
     finally:
         await client.aclose()
         await server.stop(grace_seconds=1.0)
@@ -288,14 +320,16 @@ def _single_flight_waits() -> float:
     )
 
 
-async def test_health_serving_and_reflection(encoder_server: EncoderServer) -> None:
+async def test_health_serving_and_reflection_off_unless_asked(encoder_server: EncoderServer) -> None:
     assert await health_status(encoder_server.address) == health_pb2.HealthCheckResponse.SERVING
     assert await health_status(encoder_server.address, "sam.v1.Encoder") == health_pb2.HealthCheckResponse.SERVING
     async with grpc.aio.insecure_channel(encoder_server.address) as channel:
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
         responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
-        names = {service.name async for response in responses for service in response.list_services_response.service}
-    assert {"sam.v1.Encoder", "grpc.health.v1.Health"} <= names
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            _ = [response async for response in responses]
+    # Issue 10, finding 4: reflection was always on (tests/integration/decoder/test_security.py turns it on).
+    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
 def test_triton_runs_the_cpu_config(triton_server: TritonServer) -> None:

@@ -38,3 +38,6 @@ def test_health_fails_when_nothing_listens() -> None:
 def test_default_addresses_follow_the_port_setting() -> None:
     assert health_cli.default_addresses({"SAMSVC_PORT": "6000"}) == ["127.0.0.1:6000"]
     assert health_cli.default_addresses({}) == ["127.0.0.1:50051", "127.0.0.1:50052"]
+    # A service serving TLS answers plaintext health on its health port: that one is asked first.
+    assert health_cli.default_addresses({"SAMSVC_PORT": "6000", "SAMSVC_HEALTH_PORT": "6100"}) == ["127.0.0.1:6100"]
+    assert health_cli.default_addresses({"SAMSVC_PORT": "6000", "SAMSVC_HEALTH_PORT": "0"}) == ["127.0.0.1:6000"]

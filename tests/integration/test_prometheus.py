@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import urllib.error
 import urllib.parse
@@ -104,10 +105,12 @@ def prometheus(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     work = tmp_path_factory.mktemp("prometheus")
     assert stack.redis is not None and stack.triton is not None
     exporter_port = free_port()
+    # The sidecar's REDIS_PASSWORD comes from the sam-redis Secret; here, from the password `up` made.
     exporter = ChildProcess(
         "redis-exporter",
         [require_tool("prometheus-redis-exporter"), *_exporter_arguments(stack.redis.port, exporter_port)],
         work / "redis-exporter.log",
+        {**os.environ, "REDIS_PASSWORD": stack.redis.password or ""},
     ).start()
     targets = {
         "encoder": stack.options.encoder_metrics_port,

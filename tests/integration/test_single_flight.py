@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from service.cache.codec import EncodedEmbedding
 from service.cache.single_flight import Outcome, SingleFlight
 from service.cache.store import EmbeddingStore, connect_redis
+from service.errors import DeadlineExceeded, Unavailable
 from service.local.redis_server import RedisServer
 
 _KEYS = (f"test:single-flight:{index}" for index in itertools.count())
@@ -175,3 +176,63 @@ async def test_a_damaged_value_does_not_count_as_ready(store: EmbeddingStore, re
     )
     await repairing
     assert (result.outcome, result.value) == (Outcome.VALUE, "stored")
+
+
+async def test_waiters_share_the_holders_failure_instead_of_computing_again(store: EmbeddingStore) -> None:
+    """Issue 10, finding 5: each waiter on a hung encode ran it again when the holder gave up, so the second caller
+    waited twice. A failure the caller marks as shared reaches every waiter at once, and compute runs once."""
+    key = next(_KEYS)
+    waiters = Waiters(store, key)
+    calls = 0
+    computing = asyncio.Event()
+
+    async def failing() -> str:
+        nonlocal calls
+        calls += 1
+        computing.set()
+        await waiters.until_looked({1, 2})  # both followers wait before the holder fails
+        raise Unavailable("Triton did not answer within 1 s")
+
+    flight = SingleFlight(store, lock_ttl_seconds=10, poll_seconds=0.01, is_shared=lambda error: True)
+    leader = asyncio.create_task(flight.run(f"{key}:lock", failing, waiters.ready_for(0), wait_seconds=5))
+    await computing.wait()
+    followers = [
+        asyncio.create_task(flight.run(f"{key}:lock", failing, waiters.ready_for(number), wait_seconds=5))
+        for number in (1, 2)
+    ]
+    results = await asyncio.gather(leader, *followers, return_exceptions=True)
+    assert calls == 1
+    assert [type(result) for result in results] == [Unavailable] * 3
+    assert all(str(result) == "Triton did not answer within 1 s" for result in results)
+    # A call that comes later does not inherit the old failure: it computes itself.
+    later = await flight.run(f"{key}:lock", succeeding_with("computed"), waiters.ready_for(3), wait_seconds=5)
+    assert (later.outcome, later.value) == (Outcome.LED, "computed")
+
+
+async def test_a_failure_not_shared_lets_a_waiter_take_over(store: EmbeddingStore) -> None:
+    """The holder's own deadline passing is its caller's business: the waiter computes for itself."""
+    key = next(_KEYS)
+    waiters = Waiters(store, key)
+    computing = asyncio.Event()
+
+    async def failing() -> str:
+        computing.set()
+        await waiters.until_looked({1})
+        raise DeadlineExceeded("deadline exceeded while encoding")
+
+    flight = SingleFlight(
+        store, lock_ttl_seconds=10, poll_seconds=0.01, is_shared=lambda error: not isinstance(error, DeadlineExceeded)
+    )
+    leader = asyncio.create_task(flight.run(f"{key}:lock", failing, waiters.ready_for(0), wait_seconds=5))
+    await computing.wait()
+    follower = await flight.run(f"{key}:lock", succeeding_with("computed"), waiters.ready_for(1), wait_seconds=5)
+    with pytest.raises(DeadlineExceeded):
+        await leader
+    assert (follower.outcome, follower.value) == (Outcome.TOOK_OVER, "computed")
+
+
+def succeeding_with(value: str) -> Callable[[], Awaitable[str]]:
+    async def compute() -> str:
+        return value
+
+    return compute

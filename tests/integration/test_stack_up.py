@@ -1,12 +1,14 @@
-"""`samsvc up` as a user runs it: the whole stack in a subprocess, `samsvc segment` against it, SIGTERM, nothing left."""
+"""`samsvc up` as a user runs it: the whole stack in a subprocess, `samsvc segment` against it, SIGTERM, nothing left;
+and, protected by tokens from its environment, a part that dies is restarted, and SIGKILL of `up` leaves nothing."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,81 +21,69 @@ from service.rpc.health_check import health_status
 from service.runtime.checkpoint import CheckpointInfo
 from tests.support.images import smooth_rgb
 from tests.support.polling import wait_until
+from tests.support.processes import command_of, descendants, is_alive
 
 pytestmark = pytest.mark.slow
 
 SAMSVC = [sys.executable, "-m", "service.cli"]
 
 
-def descendants(pid: int) -> set[int]:
-    """Every process below `pid`, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    found: set[int] = set()
-    pending = [pid]
-    while pending:
-        for child in children.get(pending.pop(), []):
-            if child not in found:
-                found.add(child)
-                pending.append(child)
-    return found
-
-
-def is_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+Up = tuple[subprocess.Popen[str], dict[str, str]]
 
 
 @pytest.fixture
-def stack(tiny_checkpoint: CheckpointInfo, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
-    ports = {"encoder": free_port(), "decoder": free_port()}
-    process = subprocess.Popen(
-        [
-            *SAMSVC,
-            "up",
-            "--checkpoint",
-            str(tiny_checkpoint.path),
-            "--encoder-port",
-            str(ports["encoder"]),
-            "--decoder-port",
-            str(ports["decoder"]),
-            "--encoder-metrics-port",
-            "0",
-            "--decoder-metrics-port",
-            "0",
-        ],  # fmt: skip
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    targets = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
-    try:
-        yield process, targets
-    finally:
+def start_up(tiny_checkpoint: CheckpointInfo) -> Iterator[Callable[[dict[str, str]], Up]]:
+    """Start `samsvc up` with extra environment variables; the process and its encoder and decoder targets."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(environment: dict[str, str]) -> Up:
+        ports = {"encoder": free_port(), "decoder": free_port()}
+        process = subprocess.Popen(
+            [
+                *SAMSVC,
+                "up",
+                "--checkpoint",
+                str(tiny_checkpoint.path),
+                "--encoder-port",
+                str(ports["encoder"]),
+                "--decoder-port",
+                str(ports["decoder"]),
+                "--encoder-metrics-port",
+                "0",
+                "--decoder-metrics-port",
+                "0",
+            ],  # fmt: skip
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **environment},
+        )
+        started.append(process)
+        return process, {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+
+    yield start
+    for process in started:
         if process.poll() is None:
             process.kill()
             process.wait()
 
 
-def test_up_segment_and_clean_stop(stack: tuple[subprocess.Popen[str], dict[str, str]], tmp_path: Path) -> None:
-    process, targets = stack
+@pytest.fixture
+def stack(start_up: Callable[[dict[str, str]], Up]) -> Up:
+    return start_up({})
 
+
+def wait_serving(process: subprocess.Popen[str], targets: dict[str, str], timeout_seconds: float = 240) -> None:
     def serving() -> bool:
         assert process.poll() is None, f"samsvc up exited early:\n{process.stdout.read() if process.stdout else ''}"
         return all(health_status(target, "", 1.0) == "SERVING" for target in targets.values())
 
-    wait_until(serving, 240, "the stack reports SERVING")
+    wait_until(serving, timeout_seconds, "the stack reports SERVING")
+
+
+def test_up_segment_and_clean_stop(stack: tuple[subprocess.Popen[str], dict[str, str]], tmp_path: Path) -> None:
+    process, targets = stack
+    wait_serving(process, targets)
     running = descendants(process.pid)
     assert len(running) >= 4  # redis-server, tritonserver (+ its stub), encoder, decoder
 
@@ -143,3 +133,56 @@ def test_up_segment_and_clean_stop(stack: tuple[subprocess.Popen[str], dict[str,
     assert process.returncode == 0, output
     assert "stopped." in output
     wait_until(lambda: not any(is_alive(pid) for pid in running), 10, "every process of the stack gone after SIGTERM")
+
+
+def _segment(image_path: Path, targets: dict[str, str], token: str | None) -> subprocess.CompletedProcess[str]:
+    environment = {key: value for key, value in os.environ.items() if key != "SAMSVC_AUTH_TOKEN"}
+    if token is not None:
+        environment["SAMSVC_AUTH_TOKEN"] = token
+    return subprocess.run(
+        [*SAMSVC, "segment", str(image_path), "--point", "40,30", "--json"]
+        + ["--encoder", targets["encoder"], "--decoder", targets["decoder"]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+    )
+
+
+def test_up_protected_by_tokens_restarts_a_dead_part_and_dies_whole(
+    start_up: Callable[[dict[str, str]], Up], tmp_path: Path
+) -> None:
+    """Issue 10, findings 4 and 6: `SAMSVC_AUTH_TOKENS_FILE=... samsvc up` protects both services; when its
+    redis-server dies, it is restarted (the stack used to tear down in ~5 s); when `up` is SIGKILLed, every process
+    of the stack is gone within 10 s, tritonserver's python stub included (they used to keep running)."""
+    tokens_file = tmp_path / "tokens"
+    tokens_file.write_text("up-test-token-1f2e3d\n")
+    process, targets = start_up({"SAMSVC_AUTH_TOKENS_FILE": str(tokens_file)})
+    wait_serving(process, targets)
+    image_path = tmp_path / "photo.png"
+    Image.fromarray(smooth_rgb(60, 80, seed=12)).save(image_path)
+
+    refused = _segment(image_path, targets, token=None)
+    assert refused.returncode == 1 and "UNAUTHENTICATED" in refused.stderr, refused.stderr
+    assert _segment(image_path, targets, token="up-test-token-1f2e3d").returncode == 0
+
+    def redis_pids() -> set[int]:
+        return {pid for pid in descendants(process.pid) if command_of(pid).split(" ")[0].endswith("redis-server")}
+
+    (first_redis,) = redis_pids()
+    os.kill(first_redis, signal.SIGKILL)
+    wait_until(lambda: len(redis_pids() - {first_redis}) == 1, 30, "redis-server restarted by `up`")
+    assert process.poll() is None
+    wait_serving(process, targets, timeout_seconds=30)
+    answer = _segment(image_path, targets, token="up-test-token-1f2e3d")
+    assert answer.returncode == 0, answer.stderr
+
+    running = descendants(process.pid)
+    commands = {command_of(pid) for pid in running}
+    assert any("tritonserver" in command for command in commands)
+    assert any("triton_python_backend_stub" in command for command in commands), commands
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    wait_until(lambda: not any(is_alive(pid) for pid in running), 10, "every process of the stack gone after SIGKILL")
+    output = process.stdout.read() if process.stdout else ""
+    assert "redis exited" in output and "redis restarted" in output, output[-2000:]

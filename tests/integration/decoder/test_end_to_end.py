@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import asyncio
 
+import grpc
 import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
 from service.cache.codec import decode_embedding
 from service.cache.store import EmbeddingStore
-from service.client import AsyncSamClient, SamClient, make_prompt, mask_of
+from service.client import AsyncSamClient, SamClient, make_prompt, make_request, mask_of
 from service.decoder.server import DecoderServer
 from service.encoder.server import EncoderServer
 from service.runtime.image_file import decode_image
 from tests.support.oracles import Oracle
 from tests.support.reference import Reference, assert_matches_reference, make_test_image
+from tests.support.servers import read_stored
 
 pytestmark = pytest.mark.slow
 
@@ -101,6 +103,48 @@ async def test_client_reembeds_a_lost_embedding(
             bare = await stream.segment(image.image_key, prompt, raise_on_error=False)
     assert after.objects == before.objects and after.image_key == image.image_key
     assert bare.error.code == 5 and image.image_key in bare.error.message
+
+
+async def test_a_damaged_cache_entry_heals(
+    encoder_server: EncoderServer, decoder_server: DecoderServer, redis_client: aioredis.Redis
+) -> None:
+    """Issue 10, finding 1: `SETRANGE <key> 100000 XXXX` (the header still fine) gave DATA_LOSS on Segment, Embed then
+    answered `cached` from the header, and Segment failed again for as long as hits refreshed the TTL. Now the decoder
+    answers DATA_LOSS in-band and removes the value, the next Embed encodes again, and Segment answers. (Values are
+    hashes now: the damage goes into a payload chunk, the header field untouched.)"""
+    _, image_bytes = make_test_image(48, 64, seed=33)
+    prompt = [make_prompt(points=[(20, 25, 1)])]
+    async with AsyncSamClient(encoder_server.address, decoder_server.target) as client:
+        image = await client.embed(image_bytes)
+        await damage_a_chunk(redis_client, image.image_key, b"XXXX")
+        async with client.open_stream() as stream:
+            damaged = await stream.exchange(make_request(image.image_key, prompt, request_id="1"))
+            assert (damaged.error.code, damaged.error.field) == (grpc.StatusCode.DATA_LOSS.value[0], "image_key")
+            assert "fails its checksum" in damaged.error.message
+            again = await client.embed(image_bytes)
+            assert again.cached is False and again.image_key == image.image_key
+            healed = await stream.exchange(make_request(image.image_key, prompt, request_id="2"))
+            assert not healed.HasField("error") and len(healed.objects) == 1
+
+            # The client library does the same by itself: it re-embeds and retries once, as on NOT_FOUND.
+            await damage_a_chunk(redis_client, image.image_key, b"YYYY")
+            decoder_server.source.lru.discard(image.image_key)
+            answer = await stream.segment(image, prompt)
+            assert client.reembeddings == 1 and len(answer.objects) == 1
+    stored = await read_stored(redis_server_url(redis_client), image.image_key, decoder_server.model_id)
+    assert stored.info.original_size == (48, 64)
+
+
+async def damage_a_chunk(redis_client: aioredis.Redis, image_key: str, junk: bytes) -> None:
+    """Overwrite bytes in the middle of the first payload chunk, leaving the header as it was."""
+    chunk = await redis_client.hget(image_key, "0")
+    assert chunk is not None and len(chunk) > 100_000
+    await redis_client.hset(image_key, "0", chunk[:100_000] + junk + chunk[100_000 + len(junk) :])
+
+
+def redis_server_url(redis_client: aioredis.Redis) -> str:
+    connection = redis_client.connection_pool.connection_kwargs
+    return f"redis://{connection['host']}:{connection['port']}/0"
 
 
 async def test_blocking_client_through_both_services(

@@ -14,8 +14,10 @@ from prometheus_client import REGISTRY
 
 from service._proto.sam.v1 import sam_pb2
 from service.cache.keys import image_key_of
+from service.cache.store import EmbeddingStore, StoredValue, connect_redis
 from service.client import AsyncSamClient, make_prompt, make_request
 from service.decoder.server import start_decoder_server
+from service.errors import MAX_ECHOED_CHARACTERS
 from service.local.redis_server import RedisServer
 from service.runtime.checkpoint import CheckpointInfo
 from service.runtime.prompt_decoder import PromptDecoderRole
@@ -25,6 +27,7 @@ from tests.support.servers import decoder_settings, wait_for_health
 INVALID = grpc.StatusCode.INVALID_ARGUMENT.value[0]
 NOT_FOUND = grpc.StatusCode.NOT_FOUND.value[0]
 EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+DATA_LOSS = grpc.StatusCode.DATA_LOSS.value[0]
 
 GOOD = make_prompt(points=[(20, 20, 1)])
 
@@ -131,17 +134,60 @@ async def test_keys_unknown_malformed_of_another_model_and_bad_format(
     assert after == before + 2
 
 
-async def test_corrupt_cache_entry_ends_the_stream_with_data_loss(
-    decoder_client: AsyncSamClient, redis_client: aioredis.Redis, tiny_checkpoint: CheckpointInfo
+async def test_a_long_image_key_is_echoed_cut(decoder_client: AsyncSamClient, store_image: StoreImage) -> None:
+    """Issue 10, finding 3: a 10 KB image_key came back whole, in the answer's image_key and its message."""
+    image, _ = await store_image(60, 80, seed=1)
+    long_key = "sam:" + "k" * 10_000
+    async with decoder_client.open_stream() as stream:
+        answer = await stream.exchange(make_request(long_key, [GOOD], request_id="long"))
+        assert (answer.error.code, answer.error.field, answer.request_id) == (INVALID, "image_key", "long")
+        assert len(answer.image_key) <= MAX_ECHOED_CHARACTERS
+        assert len(answer.error.message) < 2 * MAX_ECHOED_CHARACTERS + 100
+        assert not (await stream.exchange(make_request(image.image_key, [GOOD]))).HasField("error")
+
+
+async def test_a_damaged_cache_entry_is_answered_in_band_and_removed(
+    decoder_client: AsyncSamClient,
+    redis_client: aioredis.Redis,
+    tiny_checkpoint: CheckpointInfo,
+    store_image: StoreImage,
 ) -> None:
+    """Issue 10, deliverable 5: a damaged value is a fault of its key, not of the service: DATA_LOSS in-band, the value
+    removed (so the next Embed encodes again), and the stream with its `previous` mask lives on."""
+    image, _ = await store_image(60, 80, seed=1)
     key = str(image_key_of(tiny_checkpoint.model_id, b"corrupt entry"))
     await redis_client.hset(key, mapping={"h": b"SAMEMB\r\n garbage" + bytes(32), "0": b"x"})
-    stream = decoder_client.open_stream()
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await stream.exchange(make_request(key, [GOOD]))
-    assert raised.value.code() == grpc.StatusCode.DATA_LOSS
-    assert key in (raised.value.details() or "") and "codec version" in (raised.value.details() or "")
-    await stream.close()
+    before = REGISTRY.get_sample_value("sam_decoder_redis_fetches_total", {"result": "damaged"}) or 0.0
+    async with decoder_client.open_stream() as stream:
+        await stream.segment(image.image_key, [GOOD])
+        answer = await stream.exchange(make_request(key, [GOOD], request_id="damaged"))
+        assert (answer.error.code, answer.error.field, answer.request_id) == (DATA_LOSS, "image_key", "damaged")
+        assert "codec version" in answer.error.message and "removed" in answer.error.message
+        assert await redis_client.exists(key) == 0
+        refined = await stream.exchange(
+            make_request(image.image_key, [make_prompt(points=[(20, 20, 1)], previous=True)])
+        )
+        assert not refined.HasField("error") and len(refined.objects) == 1
+    after = REGISTRY.get_sample_value("sam_decoder_redis_fetches_total", {"result": "damaged"})
+    assert after == before + 1
+
+
+async def test_a_damaged_value_replaced_meanwhile_is_left_alone(
+    redis_server: RedisServer, redis_client: aioredis.Redis, store_image: StoreImage
+) -> None:
+    """The reader removes the value it found damaged, never a good one a replica wrote since."""
+    image, _ = await store_image(60, 80, seed=3)
+    store = EmbeddingStore(connect_redis(redis_server.url), ttl_seconds=0)
+    try:
+        value = await store.get(image.image_key)
+        assert value is not None
+        damaged = StoredValue(value.header, [value.chunks[0][:-4] + b"XXXX", *value.chunks[1:]])  # type: ignore[index]
+        assert await store.delete_if_unchanged(image.image_key, damaged) is False
+        assert await redis_client.exists(image.image_key) == 1
+        assert await store.delete_if_unchanged(image.image_key, value) is True
+        assert await redis_client.exists(image.image_key) == 0
+    finally:
+        await store.close()
 
 
 async def test_a_value_of_the_previous_codec_reads_as_not_found(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pytest
 
-from service.cache.keys import ImageKey, image_key_of, parse_image_key
+from service.cache.keys import ImageKey, check_tenant, image_key_of, parse_image_key
 from service.errors import MAX_ECHOED_CHARACTERS, InvalidArgument
 
 DIGEST = hashlib.sha256(b"image bytes").hexdigest()
@@ -71,3 +72,37 @@ def test_parts_are_checked_when_building() -> None:
         ImageKey("m", DIGEST, "{t}")
     with pytest.raises(ValueError, match="digest"):
         ImageKey("m", "0" * 63)
+
+
+SECRET = b"0123456789abcdef0123456789abcdef"
+
+
+def test_with_a_secret_the_digest_is_an_hmac_nobody_computes_from_the_image_alone() -> None:
+    """Issue 10, finding 4: keys were the plain SHA-256 of the bytes, so anyone holding an image knew its key."""
+    image = b"the same image bytes"
+    plain = image_key_of("m", image)
+    keyed = image_key_of("m", image, secret=SECRET)
+    assert plain.digest == hashlib.sha256(image).hexdigest()
+    assert keyed.digest != plain.digest and re.fullmatch(r"[0-9a-f]{64}", keyed.digest)
+    assert keyed == image_key_of("m", image, secret=SECRET)  # stable: one embedding per image
+    assert keyed != image_key_of("m", image, secret=SECRET[::-1])
+    assert keyed.digest != image_key_of("n", image, secret=SECRET).digest  # the model is in the HMAC
+    assert parse_image_key(str(keyed)) == keyed
+
+
+def test_each_tenant_has_its_own_key_for_the_same_image() -> None:
+    image = b"the same image bytes"
+    radiology = image_key_of("m", image, tenant="radiology", secret=SECRET)
+    pathology = image_key_of("m", image, tenant="pathology", secret=SECRET)
+    shared = image_key_of("m", image, secret=SECRET)
+    assert (radiology.tenant, pathology.tenant, shared.tenant) == ("radiology", "pathology", None)
+    assert len({radiology.digest, pathology.digest, shared.digest}) == 3
+    assert str(radiology) == f"sam:m:radiology:{{{radiology.digest}}}"
+    assert parse_image_key(str(radiology)) == radiology
+
+
+def test_tenant_names_follow_the_grammar() -> None:
+    check_tenant("radiology.eu-1")
+    for bad in ("", "a:b", "a{b}", "x" * 65, "tab\tname", "new\n"):
+        with pytest.raises(ValueError, match="tenant"):
+            check_tenant(bad)

@@ -9,11 +9,13 @@ from service._proto.sam.v1 import sam_pb2
 from service.client import (
     EmbeddedImage,
     RequestError,
+    SamClient,
     best_logits_of,
     checked,
     make_prompt,
     wants_reembedding,
 )
+from service.client.messages import call_metadata
 
 
 def test_make_prompt() -> None:
@@ -37,15 +39,28 @@ def test_best_logits_are_those_of_the_highest_score() -> None:
     assert best_logits_of(answer)[0, 0] == 2
 
 
-def test_reembedding_only_for_not_found_with_the_image_at_hand() -> None:
+def test_reembedding_only_for_not_found_or_data_loss_with_the_image_at_hand() -> None:
     image = EmbeddedImage(b"png", "sam:m:" + "0" * 64, (1, 1), False, "m")
     not_found = sam_pb2.SegmentResponse(error=sam_pb2.Error(code=5, message="gone", field="image_key"))
+    damaged = sam_pb2.SegmentResponse(error=sam_pb2.Error(code=15, message="fails its checksum", field="image_key"))
     invalid = sam_pb2.SegmentResponse(error=sam_pb2.Error(code=3, message="bad", field="prompts"))
     assert wants_reembedding(image, not_found)
+    assert wants_reembedding(image, damaged)
     assert not wants_reembedding(image.image_key, not_found)
+    assert not wants_reembedding(image.image_key, damaged)
     assert not wants_reembedding(image, invalid)
     assert not wants_reembedding(image, sam_pb2.SegmentResponse())
     with pytest.raises(RequestError) as raised:
         checked(invalid, raise_on_error=True)
     assert (raised.value.code.name, raised.value.field) == ("INVALID_ARGUMENT", "prompts")
     assert checked(invalid, raise_on_error=False) is invalid
+
+
+def test_calls_carry_the_token_given_or_samsvc_auth_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAMSVC_AUTH_TOKEN", "from-the-environment")
+    assert call_metadata(None) == (("authorization", "Bearer from-the-environment"),)
+    assert call_metadata("given") == (("authorization", "Bearer given"),)
+    assert call_metadata("") == ()  # explicitly none
+    monkeypatch.delenv("SAMSVC_AUTH_TOKEN")
+    assert call_metadata(None) == ()
+    assert SamClient(token="given").metadata == (("authorization", "Bearer given"),)

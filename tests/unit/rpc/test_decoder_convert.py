@@ -15,8 +15,9 @@ from service.decoder.mask_encoding import encode_object
 from service.decoder.query import MaskEncoding
 from service.decoder.segment import SegmentResult
 from service.decoder.session import StreamSession
-from service.errors import InvalidArgument, NotFound, ResourceExhausted
+from service.errors import MAX_ECHOED_CHARACTERS, InvalidArgument, NotFound, ResourceExhausted
 from service.rpc.decoder_convert import error_response, query_of_request, response_of_result
+from service.rpc.status import MAX_MESSAGE_CHARACTERS
 from service.runtime.prompt_decoder import ObjectPrediction
 
 KEY = "sam:m:{" + "0" * 64 + "}"
@@ -121,6 +122,15 @@ def test_error_response_carries_code_field_and_reason() -> None:
     )
     assert error_response(request, NotFound("gone", "image_key")).error.code == 5
     assert error_response(request, ResourceExhausted("too many", "prompts")).error.code == 8
+
+
+def test_error_response_echoes_a_long_key_cut() -> None:
+    """Issue 10, finding 3: a 10 KB image_key was echoed whole in the answer."""
+    long_key = "sam:" + "k" * 10_000
+    answer = error_response(make_request(long_key, []), InvalidArgument("x" * 5000, "image_key"))
+    assert len(answer.image_key) <= MAX_ECHOED_CHARACTERS and long_key.startswith(answer.image_key[:-1])
+    assert len(answer.error.message) <= MAX_MESSAGE_CHARACTERS
+    assert error_response(make_request(KEY, []), InvalidArgument("x")).image_key == KEY  # a real key is untouched
 
 
 def test_previous_takes_the_best_mask_of_the_last_answer_for_the_same_image() -> None:

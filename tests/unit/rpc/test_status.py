@@ -6,7 +6,7 @@ import grpc
 import pytest
 
 import service.errors as errors
-from service.rpc.status import STATUS_OF_ERROR, domain_error_of, status_code_of
+from service.rpc.status import MAX_MESSAGE_CHARACTERS, STATUS_OF_ERROR, domain_error_of, message_of, status_code_of
 
 
 def _domain_error_classes() -> list[type[errors.ServiceError]]:
@@ -47,3 +47,13 @@ def test_echo_cuts_long_input() -> None:
     assert errors.echo("short") == "'short'"
     long = errors.echo("x" * 10_000)
     assert len(long) < errors.MAX_ECHOED_CHARACTERS + 30 and long.endswith("(10002 characters)")
+
+
+def test_cut_keeps_short_text_and_cuts_long_text() -> None:
+    assert errors.cut("short") == "short"
+    assert len(errors.cut("x" * 10_000)) == errors.MAX_ECHOED_CHARACTERS
+
+
+def test_status_messages_are_bounded() -> None:
+    assert len(message_of(errors.InvalidArgument("y" * 20_000, "model"))) == MAX_MESSAGE_CHARACTERS
+    assert message_of(errors.InvalidArgument("short", "model")) == "model: short"

@@ -65,6 +65,94 @@ def test_bad_images_are_invalid_argument(image_bytes: bytes, error: type, messag
     assert raised.value.field == "image"
 
 
+@pytest.mark.parametrize("pillow_format", ["JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"])
+def test_every_accepted_format_decodes(pillow_format: str) -> None:
+    rgb = smooth_rgb(40, 60, seed=2)
+    decoded = decode_image(encode(Image.fromarray(rgb), pillow_format))
+    assert decoded.shape == (40, 60, 3)
+    if pillow_format in ("PNG", "BMP", "TIFF"):  # lossless
+        assert np.array_equal(decoded, rgb)
+
+
+def _eps_file() -> bytes:
+    return b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n%%EOF\n"
+
+
+@pytest.mark.parametrize(
+    ("pillow_format", "image_bytes"),
+    [
+        ("EPS", _eps_file()),
+        ("PPM", encode(Image.new("RGB", (8, 8)), "PPM")),
+        ("ICO", encode(Image.new("RGB", (16, 16)), "ICO")),
+        ("TGA", encode(Image.new("RGB", (8, 8)), "TGA")),
+        ("PCX", encode(Image.new("RGB", (8, 8)), "PCX")),
+    ],
+    ids=["eps", "ppm", "ico", "tga", "pcx"],
+)
+def test_other_formats_are_refused_before_pillow_opens_them(
+    pillow_format: str, image_bytes: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10, finding 7: an EPS file reached Pillow's Ghostscript lookup before being refused."""
+    assert Image.open(io.BytesIO(image_bytes)).format == pillow_format  # Pillow alone would read it
+
+    def must_not_open(*_: object, **__: object) -> None:
+        raise AssertionError("Pillow was asked to open a file of a format that is not accepted")
+
+    monkeypatch.setattr(Image, "open", must_not_open)
+    with pytest.raises(InvalidArgument, match="not an image format this service reads") as raised:
+        decode_image(image_bytes)
+    assert raised.value.field == "image"
+
+
+def test_a_file_is_opened_by_the_plugin_of_its_signature_only() -> None:
+    """A PNG signature in front of EPS content is tried as PNG (and fails as one), never as EPS."""
+    with pytest.raises(InvalidArgument, match="PNG") as raised:
+        decode_image(b"\x89PNG\r\n\x1a\n" + _eps_file())
+    assert raised.value.field == "image"
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        png_bytes(smooth_rgb(32, 32, 0))[:60],
+        encode(Image.fromarray(smooth_rgb(32, 32, 0)), "TIFF")[:100],
+        encode(Image.fromarray(smooth_rgb(32, 32, 0)), "GIF")[:40],
+        encode(Image.fromarray(smooth_rgb(32, 32, 0)), "BMP")[:30],
+        encode(Image.fromarray(smooth_rgb(32, 32, 0)), "WEBP")[:30],
+        encode(Image.fromarray(smooth_rgb(32, 32, 0)), "JPEG")[:300],
+        b"BM" + b"\xff" * 60,
+        b"II*\x00" + b"\xff" * 60,
+        b"MM\x00*" + b"\x00" * 60,
+    ],
+    ids=["png", "tiff", "gif", "bmp", "webp", "jpeg", "bmp-header", "tiff-le-header", "tiff-be-header"],
+)
+def test_damaged_headers_are_invalid_argument(damaged: bytes) -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        decode_image(damaged)
+    assert raised.value.field == "image"
+
+
+@pytest.mark.parametrize(("columns", "rows"), [(2049, 1), (1, 3000), (100_000, 1)])
+def test_images_whose_short_side_would_vanish_are_invalid_argument(columns: int, rows: int) -> None:
+    """Issue 10, finding 2: the resize gave a side of 0 pixels, which ended in INTERNAL."""
+    rgb = decode_image(encode(Image.new("RGB", (columns, rows)), "PNG"))
+    with pytest.raises(InvalidArgument, match="under 1 pixel") as raised:
+        prepare_encoder_input(rgb, get_arch("vit_b"))
+    assert raised.value.field == "image"
+    # LiteMedSAM's 256 input refuses anything over 512:1; SAM 2's square resize takes any shape.
+    with pytest.raises(InvalidArgument, match="512:1"):
+        prepare_encoder_input(np.zeros((1, 513, 3), np.uint8), get_arch("lite_medsam"))
+    assert prepare_encoder_input(rgb, get_arch("sam2.1_hiera_t"))[0].shape == (3, 1024, 1024)
+
+
+@pytest.mark.parametrize(("columns", "rows", "input_size"), [(2048, 1, (1, 1024)), (1, 2048, (1024, 1))])
+def test_the_most_elongated_accepted_images_keep_one_pixel(
+    columns: int, rows: int, input_size: tuple[int, int]
+) -> None:
+    padded, info = prepare_encoder_input(np.zeros((rows, columns, 3), np.uint8), get_arch("vit_b"))
+    assert info.input_size == input_size and padded.shape == (1024, 1024, 3)
+
+
 def test_too_many_bytes_is_resource_exhausted() -> None:
     with pytest.raises(ResourceExhausted, match="over the limit of 1000"):
         decode_image(png_bytes(smooth_rgb(64, 64, 0)), ImageLimits(max_bytes=1000))

@@ -127,9 +127,10 @@ class DecoderServicer:
 
     def Segment(self, request_iterator, context):
         """A bidirectional stream: one SegmentResponse per SegmentRequest, in the order of the requests.
-        A request whose content is at fault (a bad prompt, an unknown image_key, a size over a limit)
-        is answered in-band with `error` set and the stream lives on; a failure of the service itself
-        (Redis unreachable, an internal error) ends the stream with that status.
+        A request whose content is at fault (a bad prompt, an unknown image_key, a size over a limit) or
+        whose embedding is damaged (DATA_LOSS: the damaged value is removed, so embedding the image again
+        mends it) is answered in-band with `error` set and the stream lives on; a failure of the service
+        itself (Redis unreachable, an internal error) ends the stream with that status.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
