@@ -15,6 +15,7 @@ from service.cache.store import EmbeddingStore
 from service.client import AsyncSamClient, SamClient, make_prompt, make_request, mask_of
 from service.decoder.server import DecoderServer
 from service.encoder.server import EncoderServer
+from service.local.redis_server import RedisServer
 from service.runtime.image_file import decode_image
 from tests.support.oracles import Oracle
 from tests.support.reference import Reference, assert_matches_reference, make_test_image
@@ -106,7 +107,10 @@ async def test_client_reembeds_a_lost_embedding(
 
 
 async def test_a_damaged_cache_entry_heals(
-    encoder_server: EncoderServer, decoder_server: DecoderServer, redis_client: aioredis.Redis
+    encoder_server: EncoderServer,
+    decoder_server: DecoderServer,
+    redis_client: aioredis.Redis,
+    redis_server: RedisServer,
 ) -> None:
     """Issue 10, finding 1: `SETRANGE <key> 100000 XXXX` (the header still fine) gave DATA_LOSS on Segment, Embed then
     answered `cached` from the header, and Segment failed again for as long as hits refreshed the TTL. Now the decoder
@@ -131,7 +135,7 @@ async def test_a_damaged_cache_entry_heals(
             decoder_server.source.lru.discard(image.image_key)
             answer = await stream.segment(image, prompt)
             assert client.reembeddings == 1 and len(answer.objects) == 1
-    stored = await read_stored(redis_server_url(redis_client), image.image_key, decoder_server.model_id)
+    stored = await read_stored(redis_server.url, image.image_key, decoder_server.model_id)
     assert stored.info.original_size == (48, 64)
 
 
@@ -140,11 +144,6 @@ async def damage_a_chunk(redis_client: aioredis.Redis, image_key: str, junk: byt
     chunk = await redis_client.hget(image_key, "0")
     assert chunk is not None and len(chunk) > 100_000
     await redis_client.hset(image_key, "0", chunk[:100_000] + junk + chunk[100_000 + len(junk) :])
-
-
-def redis_server_url(redis_client: aioredis.Redis) -> str:
-    connection = redis_client.connection_pool.connection_kwargs
-    return f"redis://{connection['host']}:{connection['port']}/0"
 
 
 async def test_blocking_client_through_both_services(
