@@ -34,11 +34,13 @@ class SettingSpec:
 
     help: str
     secret: bool = False
+    flag: str | None = None  # the flag when it is not the field's name (a repeatable --model for `models`)
 
 
-def setting(default: Any, help: str, *, secret: bool = False) -> Any:
-    """A settings field: its default, its help line and whether its value is a secret (masked in logs)."""
-    return dataclasses.field(default=default, metadata={_METADATA_KEY: SettingSpec(help, secret)})
+def setting(default: Any, help: str, *, secret: bool = False, flag: str | None = None) -> Any:
+    """A settings field: its default, its help line, whether its value is a secret (masked in logs) and, when it is
+    not the field's own name, its flag."""
+    return dataclasses.field(default=default, metadata={_METADATA_KEY: SettingSpec(help, secret, flag)})
 
 
 def with_default(settings_class: type, name: str, default: Any) -> Any:
@@ -81,7 +83,7 @@ def add_settings(parser: argparse.ArgumentParser | argparse._ArgumentGroup, sett
         else:
             options.setdefault("metavar", field.name.upper())
             options.update(type=kind.parse_one)
-        parser.add_argument(flag_of(field.name), **options)
+        parser.add_argument(spec.flag or flag_of(field.name), **options)
 
 
 def settings_from_args(
@@ -268,6 +270,7 @@ class ServiceSettings(LoggingSettings):
         (),
         "A model to serve, NAME=CHECKPOINT (a .pth path in its official format, or builtin:lite_medsam); "
         "repeatable (the variable takes a comma-separated list), the first is the default.",
+        flag="--model",
     )
     checkpoint: Path | None = setting(None, "The one model to serve, by its checkpoint (instead of --model).")
     arch: str | None = setting(None, "Expected architecture of --checkpoint (vit_h, lite_medsam, ...); checked.")

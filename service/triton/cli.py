@@ -16,7 +16,9 @@ _MODEL_REPOSITORY = Path(__file__).resolve().parents[2] / "model_repo"
 @dataclass(frozen=True)
 class TritonCommandSettings(LoggingSettings):
     models: tuple[str, ...] = setting(
-        (), "A model to serve, NAME=CHECKPOINT (a .pth path or builtin:lite_medsam); repeatable; CPU configs."
+        (),
+        "A model to serve, NAME=CHECKPOINT (a .pth path or builtin:lite_medsam); repeatable; CPU configs.",
+        flag="--model",
     )
     checkpoint: Path | None = setting(None, "One checkpoint to serve, as model sam_image_encoder (instead of --model).")
     arch: str | None = setting(None, "Architecture of --checkpoint (checked if given).")

@@ -28,7 +28,7 @@ class Example:
     enabled: bool = setting(False, "Switch.")
     path: Path | None = setting(None, "A file.")
     mode: Literal["a", "b"] = setting("a", "A choice.")
-    models: tuple[str, ...] = setting((), "Repeatable.")
+    models: tuple[str, ...] = setting((), "Repeatable.", flag="--model")
     secret: str | None = setting(None, "A secret.", secret=True)
     url: str = setting("redis://:pw@host:1/0", "A URL.")
 
@@ -49,7 +49,7 @@ def test_defaults_flags_and_environment() -> None:
         "SAMSVC_MODELS": "m1, m2",
         "SAMSVC_RATIO": "",  # empty: unset
     }
-    settings = parse_settings(Example, ["--count", "4", "--models", "m3"], environ)
+    settings = parse_settings(Example, ["--count", "4", "--model", "m3"], environ)
     assert settings == Example(
         name="from-env", count=4, enabled=True, path=Path("/x/y.pth"), mode="b", models=("m3",), ratio=0.5
     )
