@@ -30,15 +30,16 @@ import torch
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 from segment_anything import SamPredictor
-from service.runtime.build import build_sam
 
 from service._proto.sam.v1 import sam_pb2
-from service.cache.codec import decode_embedding, encode_embedding
+from service.cache.codec import EncodedEmbedding, decode_embedding, encode_embedding
 from service.cache.keys import image_key_of
+from service.cache.store import EmbeddingStore, connect_redis
 from service.client import AsyncSamClient, SamClient, make_prompt
 from service.local.ports import free_port
 from service.local.redis_server import RedisServer
 from service.runtime.checkpoint import CheckpointInfo, inspect_checkpoint, load_state_dict, make_test_checkpoint
+from service.runtime.families.sam1 import build_sam
 from service.runtime.image_encoder import ImageEncoderRole
 from service.runtime.preprocess import prepare_encoder_input
 
@@ -143,6 +144,14 @@ async def prompts_per_second(target: str, image_key: str, size: tuple[int, int],
         return (total // streams * streams) / (time.perf_counter() - started)
 
 
+async def put_embedding(redis_url: str, image_key: str, value: EncodedEmbedding) -> None:
+    store = EmbeddingStore(connect_redis(redis_url), ttl_seconds=0)
+    try:
+        await store.put(image_key, value)
+    finally:
+        await store.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", type=int, default=60, help="prompts for the latency medians (>= 50)")
@@ -156,24 +165,24 @@ def main() -> int:
         path = args.checkpoint or make_test_checkpoint("tiny", 0, Path(scratch) / "tiny.pth")
         checkpoint = inspect_checkpoint(path)
         rgb, image_bytes = make_image(rows, columns)
-        padded, info = prepare_encoder_input(rgb)
-        embedding = ImageEncoderRole(checkpoint).encode(padded[None], np.array([info.input_size]))[0]
-        value = encode_embedding(embedding, info, checkpoint.model_id)
+        padded, info = prepare_encoder_input(rgb, checkpoint.arch)
+        outputs = ImageEncoderRole(checkpoint).encode(padded[None], np.array([info.input_size]))
+        tensors = {name: batch[0] for name, batch in outputs.items()}
+        value = encode_embedding(tensors, checkpoint.arch.family.outputs, info, checkpoint.model_id)
         image_key = str(image_key_of(checkpoint.model_id, image_bytes))
         sam = build_sam(checkpoint.arch)
         sam.load_state_dict(load_state_dict(checkpoint.path))
         predictor = SamPredictor(sam.eval())
         predictor.set_image(rgb)
         # The reference decodes the same float16-rounded embedding the service reads from Redis.
-        rounded = decode_embedding(value, checkpoint.model_id).embedding.astype(np.float32)
+        stored = decode_embedding(value.header, value.chunks, checkpoint.model_id)
+        rounded = stored.tensors["image_embeddings"].astype(np.float32)
         predictor.features = torch.from_numpy(rounded)[None]
         print(
             f"machine: {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, checkpoint {checkpoint.model_id}"
         )
         with RedisServer() as redis_server:
-            import redis
-
-            redis.Redis.from_url(redis_server.url).set(image_key, value)
+            asyncio.run(put_embedding(redis_server.url, image_key, value))
             for position, workers in enumerate(args.workers):
                 process, target = start_decoder(checkpoint, redis_server.url, workers)
                 try:

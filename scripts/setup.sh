@@ -18,9 +18,12 @@ if ! command -v redis-server >/dev/null; then
 fi
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q --upgrade pip setuptools wheel
 # torch first and pinned: an unpinned torch would pull a multi-GB CUDA build from the index.
 .venv/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+# SAM 2 is an sdist whose build asks for torch: build it against the torch above (isolation would fetch another),
+# without its CUDA extension (only SAM 2's video postprocessing uses it).
+SAM2_BUILD_CUDA=0 .venv/bin/python -m pip install -q --no-build-isolation sam2==1.1.0
 .venv/bin/python -m pip install -q -e '.[test]'
 echo "set up: $(.venv/bin/python --version), torch $(.venv/bin/python -c 'import torch; print(torch.__version__)'), $(redis-server --version | cut -d' ' -f1-3)"
 

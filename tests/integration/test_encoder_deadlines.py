@@ -24,7 +24,7 @@ from service.rpc.channel import channel_options
 from tests.support.hung_triton import HungTriton
 from tests.support.servers import encoder_settings
 
-MODEL = ModelIdentity("tiny-00000000000000aa", "tiny")
+MODEL = ModelIdentity("sam-tiny-00000000000000aa", "tiny", "sam_image_encoder")
 TRITON_TIMEOUT_SECONDS = 1.5
 
 
@@ -47,7 +47,7 @@ async def encoder(redis_server: RedisServer, hung_triton: HungTriton) -> AsyncIt
     settings = encoder_settings(
         redis_server.url, hung_triton.url, MODEL.model_id, triton_timeout_seconds=TRITON_TIMEOUT_SECONDS
     )
-    server = await start_encoder(settings, model=MODEL)
+    server = await start_encoder(settings, models=[MODEL])
     yield server
     await server.stop(grace_seconds=0.5)
 

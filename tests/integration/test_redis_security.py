@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from service.cache.codec import EncodedEmbedding
 from service.cache.store import EmbeddingStore, connect_redis
 from service.encoder.server import start_encoder
 from service.errors import Unavailable
@@ -37,9 +38,11 @@ def tls_redis(certificates: CertificateFiles) -> Iterator[RedisServer]:
 
 
 async def _round_trip(store: EmbeddingStore) -> bytes | None:
+    """Put a small value and read it back; the header it comes back with."""
     try:
-        await store.put("test:security", b"value")
-        return await store.get("test:security")
+        await store.put("test:security", EncodedEmbedding(b"value", ()))
+        stored = await store.get("test:security")
+        return None if stored is None else stored.header
     finally:
         await store.close()
 
@@ -74,7 +77,7 @@ async def test_rediss_checks_the_servers_certificate(tls_redis: RedisServer, cer
 async def test_the_encoder_serves_over_a_protected_tls_redis(
     tls_redis: RedisServer, triton_server: TritonServer, certificates: CertificateFiles
 ) -> None:
-    model = ModelIdentity("tiny-00000000000000bb", "tiny")
+    model = ModelIdentity("sam-tiny-00000000000000bb", "tiny", "sam_image_encoder")
     settings = encoder_settings(
         tls_redis.url_without_password,
         triton_server.grpc_url,
@@ -83,7 +86,7 @@ async def test_the_encoder_serves_over_a_protected_tls_redis(
         redis_tls_ca_file=certificates.ca,
     )
     assert PASSWORD not in describe_settings(settings)
-    server = await start_encoder(settings, model=model)
+    server = await start_encoder(settings, models=[model])
     try:
         await wait_for_health(server.address, serving=True)
     finally:
@@ -91,7 +94,7 @@ async def test_the_encoder_serves_over_a_protected_tls_redis(
     wrong = encoder_settings(
         tls_redis.url_without_password, triton_server.grpc_url, model.model_id, redis_tls_ca_file=certificates.ca
     )
-    server = await start_encoder(wrong, model=model)
+    server = await start_encoder(wrong, models=[model])
     try:
         await wait_for_health(server.address, serving=False)
     finally:

@@ -16,9 +16,12 @@ import pytest
 from PIL import Image
 from pycocotools import mask as coco_mask
 
+from service.client import SamClient, make_prompt, mask_of
 from service.local.ports import free_port
 from service.rpc.health_check import health_status
 from service.runtime.checkpoint import CheckpointInfo
+from tests.numerical_contract import iou
+from tests.support.composites import composites
 from tests.support.images import smooth_rgb
 from tests.support.polling import wait_until
 from tests.support.processes import command_of, descendants, is_alive
@@ -32,18 +35,18 @@ Up = tuple[subprocess.Popen[str], dict[str, str]]
 
 
 @pytest.fixture
-def start_up(tiny_checkpoint: CheckpointInfo) -> Iterator[Callable[[dict[str, str]], Up]]:
-    """Start `samsvc up` with extra environment variables; the process and its encoder and decoder targets."""
+def start_up(tiny_checkpoint: CheckpointInfo) -> Iterator[Callable[..., Up]]:
+    """Start `samsvc up` with extra environment variables (and model flags: the tiny checkpoint unless given); the
+    process and its encoder and decoder targets."""
     started: list[subprocess.Popen[str]] = []
 
-    def start(environment: dict[str, str]) -> Up:
+    def start(environment: dict[str, str], models: list[str] | None = None) -> Up:
         ports = {"encoder": free_port(), "decoder": free_port()}
         process = subprocess.Popen(
             [
                 *SAMSVC,
                 "up",
-                "--checkpoint",
-                str(tiny_checkpoint.path),
+                *(["--checkpoint", str(tiny_checkpoint.path)] if models is None else models),
                 "--encoder-port",
                 str(ports["encoder"]),
                 "--decoder-port",
@@ -69,8 +72,9 @@ def start_up(tiny_checkpoint: CheckpointInfo) -> Iterator[Callable[[dict[str, st
 
 
 @pytest.fixture
-def stack(start_up: Callable[[dict[str, str]], Up]) -> Up:
-    return start_up({})
+def default_stack(start_up: Callable[..., Up]) -> Up:
+    """`samsvc up` with no model flags: LiteMedSAM's real weights from the installed package."""
+    return start_up({}, models=[])
 
 
 def wait_serving(process: subprocess.Popen[str], targets: dict[str, str], timeout_seconds: float = 240) -> None:
@@ -81,9 +85,14 @@ def wait_serving(process: subprocess.Popen[str], targets: dict[str, str], timeou
     wait_until(serving, timeout_seconds, "the stack reports SERVING")
 
 
-def test_up_segment_and_clean_stop(stack: tuple[subprocess.Popen[str], dict[str, str]], tmp_path: Path) -> None:
-    process, targets = stack
+def test_up_serves_real_masks_by_default_segment_and_clean_stop(default_stack: Up, tmp_path: Path) -> None:
+    """With no model flags `samsvc up` serves LiteMedSAM: box prompts on photos with a pasted object of known extent
+    give real masks (mean IoU >= 0.8 with the truth, none under 0.6), through Embed and Segment; `samsvc segment`
+    draws and prints one; SIGTERM stops every process."""
+    process, targets = default_stack
     wait_serving(process, targets)
+    ious = composite_ious(targets)
+    assert np.mean(list(ious.values())) >= 0.8 and min(ious.values()) >= 0.6, ious
     running = descendants(process.pid)
     assert len(running) >= 4  # redis-server, tritonserver (+ its stub), encoder, decoder
 
@@ -120,7 +129,9 @@ def test_up_segment_and_clean_stop(stack: tuple[subprocess.Popen[str], dict[str,
     assert np.count_nonzero(np.any(overlay != rgb, axis=2)) > 0
     answer = json.loads(result.stdout)
     assert answer["original_size"] == {"height": 240, "width": 320}
-    assert answer["image_key"].startswith(f"sam:{answer['model']}:")
+    assert answer["image_key"].startswith(f"sam:{answer['model']}:") and answer["model"].startswith(
+        "tinyvit-lite_medsam-"
+    )
     assert len(answer["masks"]) == 1
     mask = answer["masks"][0]
     rle = coco_mask.frPyObjects(mask["rle"], 240, 320)
@@ -186,3 +197,15 @@ def test_up_protected_by_tokens_restarts_a_dead_part_and_dies_whole(
     wait_until(lambda: not any(is_alive(pid) for pid in running), 10, "every process of the stack gone after SIGKILL")
     output = process.stdout.read() if process.stdout else ""
     assert "redis exited" in output and "redis restarted" in output, output[-2000:]
+
+
+def composite_ious(targets: dict[str, str]) -> dict[str, float]:
+    """IoU with the truth of the best mask for each composite's box, through the running stack."""
+    ious = {}
+    with SamClient(targets["encoder"], targets["decoder"]) as client:
+        for composite in composites():
+            image = client.embed(composite.png)
+            with client.open_stream(timeout_seconds=120) as stream:
+                answer = stream.segment(image, [make_prompt(box=composite.box)])
+            ious[composite.name] = iou(mask_of(answer.objects[0].masks[0]), composite.truth)
+    return ious

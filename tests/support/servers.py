@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import grpc
+import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from service.cache.codec import StoredEmbedding, decode_embedding
@@ -33,7 +34,7 @@ def make_triton_server(*checkpoints: CheckpointInfo, names: tuple[str, ...] = ()
     )
 
 
-def encoder_settings(redis_url: str, triton_url: str, model_id: str, **overrides: object) -> EncoderSettings:
+def encoder_settings(redis_url: str, triton_url: str, model_id: str | None, **overrides: object) -> EncoderSettings:
     """Settings for a test encoder on a free loopback port, without a metrics port."""
     values: dict[str, object] = {
         "host": "127.0.0.1",
@@ -92,3 +93,10 @@ async def read_stored(redis_url: str, image_key: str, model_id: str) -> StoredEm
         await store.close()
     assert value is not None and value.header is not None, f"nothing stored under {image_key}"
     return decode_embedding(value.header, value.chunks, model_id)
+
+
+async def damage_a_chunk(redis_client: aioredis.Redis, image_key: str, junk: bytes) -> None:
+    """Overwrite bytes in the middle of the first payload chunk, leaving the header as it was."""
+    chunk = await redis_client.hget(image_key, "0")
+    assert chunk is not None and len(chunk) > 100_000
+    await redis_client.hset(image_key, "0", chunk[:100_000] + junk + chunk[100_000 + len(junk) :])

@@ -19,7 +19,7 @@ from service.local.redis_server import RedisServer
 from service.runtime.image_file import decode_image
 from tests.support.oracles import Oracle
 from tests.support.reference import Reference, assert_matches_reference, make_test_image
-from tests.support.servers import read_stored
+from tests.support.servers import damage_a_chunk, read_stored
 
 pytestmark = pytest.mark.slow
 
@@ -137,13 +137,6 @@ async def test_a_damaged_cache_entry_heals(
             assert client.reembeddings == 1 and len(answer.objects) == 1
     stored = await read_stored(redis_server.url, image.image_key, decoder_server.model_id)
     assert stored.info.original_size == (48, 64)
-
-
-async def damage_a_chunk(redis_client: aioredis.Redis, image_key: str, junk: bytes) -> None:
-    """Overwrite bytes in the middle of the first payload chunk, leaving the header as it was."""
-    chunk = await redis_client.hget(image_key, "0")
-    assert chunk is not None and len(chunk) > 100_000
-    await redis_client.hset(image_key, "0", chunk[:100_000] + junk + chunk[100_000 + len(junk) :])
 
 
 async def test_blocking_client_through_both_services(

@@ -34,7 +34,7 @@ from service.triton.launcher import TritonServer
 from tests.support.certificates import CertificateFiles
 from tests.support.polling import wait_until_async
 from tests.support.reference import StoreImage, make_test_image
-from tests.support.servers import decoder_settings, encoder_settings, health_status, wait_for_health
+from tests.support.servers import damage_a_chunk, decoder_settings, encoder_settings, health_status, wait_for_health
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +80,7 @@ async def secured(
     )
     decoder = await start_decoder_server(
         decoder_settings(tiny_checkpoint, redis_server.url, auth_tokens_file=tokens_file, health_port=ports[1]),
-        decoder_role,
+        [decoder_role],
     )
     try:
         await wait_for_health(f"127.0.0.1:{ports[0]}", serving=True)
@@ -224,7 +224,7 @@ async def test_logs_and_metrics_carry_no_whole_key(
     with caplog.at_level(logging.DEBUG):
         async with client(secured, RADIOLOGY) as radiology:
             image = await radiology.embed(image_bytes)
-            await redis_client.setrange(image.image_key, 50_000, b"damage")  # logged by the decoder
+            await damage_a_chunk(redis_client, image.image_key, b"damage")  # logged by the decoder
             async with radiology.open_stream() as stream:
                 answer = await stream.segment(image, GOOD)  # damaged: removed, re-embedded, answered
                 assert len(answer.objects) == 1 and radiology.reembeddings == 1

@@ -32,7 +32,7 @@ from tests.numerical_contract import (
 )
 from tests.support.composites import composites
 from tests.support.images import smooth_rgb
-from tests.support.oracles import Oracle, oracle_for
+from tests.support.oracles import Oracle, fresh, oracle_for
 from tests.unit.runtime.test_checkpoint import reachable_tensors, storage_bytes
 
 pytestmark = pytest.mark.slow
@@ -105,7 +105,10 @@ def family_arch(request: pytest.FixtureRequest) -> str:
 def cases(family_arch: str, family_checkpoint: Callable[[str], CheckpointInfo]) -> list[Case]:
     checkpoint = family_checkpoint(family_arch)
     oracle = oracle_for(checkpoint)
-    return [Case(checkpoint, oracle, smooth_rgb(*size, seed=seed)) for size, seed in (((240, 320), 1), ((300, 180), 2))]
+    return [
+        Case(checkpoint, fresh(oracle), smooth_rgb(*size, seed=seed))
+        for size, seed in (((240, 320), 1), ((300, 180), 2))
+    ]
 
 
 def test_each_test_checkpoint_is_recognised_in_its_official_format(
@@ -149,18 +152,33 @@ def test_refinement_with_the_previous_mask_and_a_batch_of_shapes(cases: list[Cas
 
 
 def test_the_roles_hold_only_their_own_weights(cases: list[Case]) -> None:
+    """What each role keeps alive, found by walking its object graph: the decoder its part and the dense positional
+    encoding, nothing of the image encoder; the encoder its part (plus what its modules derive: TinyViT's attention
+    biases, Hiera's cached positional encodings), nothing of the decoder side."""
     case = cases[0]
     state_dict, _ = read_state_dict(case.checkpoint.path)
-    total = sum(tensor.nbytes for tensor in state_dict.values())
-    encoder_bytes, decoder_bytes = (
-        storage_bytes(reachable_tensors(case.encoder)),
-        storage_bytes(reachable_tensors(case.decoder)),
-    )
+    sam2 = case.checkpoint.arch.family.name == "sam2"
+    decoder_prefixes = ("sam_prompt_encoder.", "sam_mask_decoder.") if sam2 else ("prompt_encoder.", "mask_decoder.")
+    encoder_side = ("sam_mask_decoder.conv_s0.", "sam_mask_decoder.conv_s1.")
+    decoder_part = {
+        key: tensor
+        for key, tensor in state_dict.items()
+        if key.startswith(decoder_prefixes) and not key.startswith(encoder_side)
+    }
+    encoder_part = {
+        key: tensor
+        for key, tensor in state_dict.items()
+        if key.startswith(("image_encoder.", *encoder_side)) or key == "no_mem_embed"
+    }
     dense_pe_bytes = 256 * 64 * 64 * 4
-    assert encoder_bytes + decoder_bytes <= total + dense_pe_bytes + (64 << 10)
-    assert encoder_bytes < total - sum(
-        tensor.nbytes for key, tensor in state_dict.items() if "prompt_encoder." in key or "mask_decoder." in key
-    ) + (64 << 10)
+    decoder_kept = reachable_tensors(case.decoder)
+    encoder_kept = reachable_tensors(case.encoder)
+    assert storage_bytes(decoder_kept) <= sum(t.nbytes for t in decoder_part.values()) + dense_pe_bytes + (64 << 10)
+    assert storage_bytes(encoder_kept) >= sum(t.nbytes for t in encoder_part.values())
+    only_encoder = {tuple(t.shape) for t in encoder_part.values()} - {tuple(t.shape) for t in decoder_part.values()}
+    only_decoder = {tuple(t.shape) for t in decoder_part.values()} - {tuple(t.shape) for t in encoder_part.values()}
+    assert not {tuple(t.shape) for t in decoder_kept} & only_encoder
+    assert not {tuple(t.shape) for t in encoder_kept} & only_decoder
 
 
 def test_lite_medsam_is_the_wheels_checkpoint(lite_medsam_checkpoint: CheckpointInfo) -> None:
@@ -173,7 +191,9 @@ def test_lite_medsam_is_the_wheels_checkpoint(lite_medsam_checkpoint: Checkpoint
 @pytest.fixture(scope="module")
 def lite_medsam_cases(lite_medsam_checkpoint: CheckpointInfo) -> list[tuple[Case, tuple[float, ...]]]:
     oracle = oracle_for(lite_medsam_checkpoint)
-    return [(Case(lite_medsam_checkpoint, oracle, composite.rgb), composite.box) for composite in composites()[:3]]
+    return [
+        (Case(lite_medsam_checkpoint, fresh(oracle), composite.rgb), composite.box) for composite in composites()[:3]
+    ]
 
 
 def test_lite_medsam_real_weights_equal_their_oracle_on_boxes(
@@ -184,10 +204,9 @@ def test_lite_medsam_real_weights_equal_their_oracle_on_boxes(
     for case, box in lite_medsam_cases:
         expected = case.oracle.features()["image_embeddings"]
         assert np.abs(case.tensors["image_embeddings"] - expected).max() <= ENCODER_ATOL
-        for multimask in (False, True):
-            ours = case.check(Prompt(box=np.array(box)), multimask)
-            stabilities.extend(ours.stability_scores.tolist())
-    assert min(stabilities) > 0.5  # meaningful stability scores, not the zeros of random weights
+        case.check(Prompt(box=np.array(box)), True)
+        stabilities.extend(case.check(Prompt(box=np.array(box)), False).stability_scores.tolist())
+    assert min(stabilities) > 0.5  # meaningful stability scores of the box's mask, not the zeros of random weights
 
 
 def test_sam2_takes_the_float_image(family_checkpoint: Callable[[str], CheckpointInfo]) -> None:
