@@ -1,5 +1,10 @@
 """Embeddings in Redis: the one module that sends Redis commands. Values under their keys with a TTL, header
-reads that refresh the TTL, and the single-flight lock; every failure to reach Redis is Unavailable."""
+reads that refresh the TTL, and the single-flight lock; every failure to reach Redis is Unavailable.
+
+One Redis or a Redis Cluster (`redis+cluster://` URLs): every command here names keys of one image only, and
+those share a hash tag (service.cache.keys), so each pipeline and script runs on one node and nothing here is
+a cross-slot operation.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,11 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Final, TypeAlias
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -23,8 +31,46 @@ return 0
 """
 
 
-def connect_redis(url: str, password: str | None = None, timeout_seconds: float = 5.0) -> aioredis.Redis:
-    """A client for `redis://` or `rediss://` (TLS) URLs; `password` overrides one in the URL."""
+RedisClient: TypeAlias = aioredis.Redis | RedisCluster
+
+# Redis Cluster: the scheme names the mode, the seed nodes are a comma-separated list (any one reachable node
+# is enough; the client learns the others and the slot map from it, and again after a failover).
+CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+DEFAULT_REDIS_PORT: Final = 6379
+
+
+@dataclass(frozen=True)
+class ClusterUrl:
+    """A `redis+cluster://[user:password@]host:port[,host:port...][?options]` URL taken apart: the seed nodes, and
+    the first seed as a plain `redis://` (or `rediss://`) URL carrying the credentials and options."""
+
+    seeds: tuple[tuple[str, int], ...]
+    node_url: str
+
+
+def parse_cluster_url(url: str) -> ClusterUrl | None:
+    """The parts of a Redis Cluster URL; None for a single-node URL; ValueError for a malformed one."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme.lower() not in CLUSTER_SCHEMES:
+        return None
+    parts = urlsplit(f"{CLUSTER_SCHEMES[scheme.lower()]}://{rest}")
+    credentials, _, hosts = parts.netloc.rpartition("@")
+    seeds = []
+    for seed in hosts.split(","):
+        node = urlsplit(f"//{seed.strip()}")
+        if not node.hostname:
+            raise ValueError(f"Redis Cluster URL: seed node {seed!r} has no host (expected host:port[,host:port...])")
+        seeds.append((node.hostname, node.port or DEFAULT_REDIS_PORT))
+    if parts.path.strip("/") not in ("", "0"):
+        raise ValueError("Redis Cluster URL: a cluster has database 0 only (drop the /N path)")
+    first = hosts.split(",")[0].strip()
+    netloc = f"{credentials}@{first}" if credentials else first
+    return ClusterUrl(tuple(seeds), urlunsplit(parts._replace(netloc=netloc, path="")))
+
+
+def connect_redis(url: str, password: str | None = None, timeout_seconds: float = 5.0) -> RedisClient:
+    """A client for `redis://` or `rediss://` (TLS) URLs, or a Redis Cluster client for `redis+cluster://` or
+    `rediss+cluster://` URLs listing seed nodes; `password` overrides one in the URL."""
     options: dict[str, object] = {
         "socket_timeout": timeout_seconds,
         "socket_connect_timeout": timeout_seconds,
@@ -32,7 +78,19 @@ def connect_redis(url: str, password: str | None = None, timeout_seconds: float 
     }
     if password:
         options["password"] = password
-    return aioredis.from_url(url, **options)
+    cluster = parse_cluster_url(url)
+    if cluster is None:
+        return aioredis.from_url(url, **options)
+    # MOVED and ASK redirections are followed by the client. On a connection error or CLUSTERDOWN (a master
+    # gone, its replica not promoted yet) it reloads the slot map and retries a few times (redis-py's default
+    # retry count), then raises: the caller sees Unavailable within about a second and may try again, and
+    # once a replica is promoted the reloaded map sends the slot's commands to it. Reads go to masters only:
+    # a replica may not have a value its master has just acknowledged.
+    return RedisCluster.from_url(
+        cluster.node_url,
+        startup_nodes=[ClusterNode(host, port) for host, port in cluster.seeds[1:]],
+        **options,
+    )
 
 
 @dataclass(frozen=True)
@@ -47,7 +105,7 @@ class EmbeddingStore:
     """GET, SET, DEL and header reads of encoded embeddings (see service.cache.codec), and the lock of
     service.cache.single_flight. Keys are strings built by service.cache.keys."""
 
-    def __init__(self, client: aioredis.Redis, ttl_seconds: int) -> None:
+    def __init__(self, client: RedisClient, ttl_seconds: int) -> None:
         self._client = client
         self.ttl_seconds = ttl_seconds
 
@@ -103,9 +161,12 @@ class EmbeddingStore:
             await self._client.eval(_RELEASE_SCRIPT, 1, lock_key, token)
 
     async def ping(self) -> bool:
-        """True when Redis answers."""
+        """True when Redis answers (in a cluster: the node the client asks first; a cluster missing one master
+        still serves the other masters' slots, so its clients should not all turn NOT_SERVING)."""
         try:
             async with self._timed("ping"):
+                if isinstance(self._client, RedisCluster):
+                    return bool(await self._client.ping(target_nodes=RedisCluster.DEFAULT_NODE))
                 return bool(await self._client.ping())
         except Unavailable:
             return False

@@ -1,0 +1,40 @@
+"""Redis Cluster URLs: the scheme picks the mode, seed nodes are listed, credentials and options travel."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+from service.cache.store import ClusterUrl, connect_redis, parse_cluster_url
+
+
+def test_single_node_urls_are_not_cluster_urls() -> None:
+    assert parse_cluster_url("redis://127.0.0.1:6379/0") is None
+    assert parse_cluster_url("rediss://user:secret@redis.example:6380/0") is None
+    assert isinstance(connect_redis("redis://127.0.0.1:6379/0"), Redis)
+
+
+def test_seed_nodes_credentials_and_options() -> None:
+    parsed = parse_cluster_url("rediss+cluster://user:p%40ss@node-a:7000,node-b:7001,[::1]:7002/0?ssl_cert_reqs=none")
+    assert parsed == ClusterUrl(
+        seeds=(("node-a", 7000), ("node-b", 7001), ("::1", 7002)),
+        node_url="rediss://user:p%40ss@node-a:7000?ssl_cert_reqs=none",
+    )
+    assert parse_cluster_url("redis+cluster://node-a") == ClusterUrl((("node-a", 6379),), "redis://node-a")
+
+
+def test_a_cluster_client_knows_every_seed_and_the_password() -> None:
+    client = connect_redis("redis+cluster://127.0.0.1:7000,127.0.0.1:7001", password="secret")
+    assert isinstance(client, RedisCluster)
+    assert sorted(node.name for node in client.startup_nodes) == ["127.0.0.1:7000", "127.0.0.1:7001"]
+    assert client.connection_kwargs["password"] == "secret"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [("redis+cluster://node-a:7000/1", "database 0 only"), ("redis+cluster://node-a:7000,,node-b", "has no host")],
+)
+def test_malformed_cluster_urls_are_refused(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_cluster_url(url)
