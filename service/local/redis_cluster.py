@@ -66,6 +66,8 @@ class LocalRedisCluster:
             "--cluster-port", str(free_port(self.host)),
             # A replica that lost its master for a while may still take over: this cluster is for failovers.
             "--cluster-replica-validity-factor", "0",
+            # Replicas sync at once (Redis waits 5 s by default for more replicas to share one transfer).
+            "--repl-diskless-sync-delay", "0",
         )  # fmt: skip
         return RedisServer(
             host=self.host, port=free_port(self.host), maxmemory=self.maxmemory, extra_arguments=arguments
