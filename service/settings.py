@@ -228,7 +228,11 @@ class ServiceSettings(LoggingSettings):
     port: int = setting(0, "gRPC port.")
     metrics_host: str = setting("0.0.0.0", "Address of the Prometheus /metrics server.")
     metrics_port: int = setting(0, "Prometheus port; 0 disables.")
-    redis_url: str = setting("redis://127.0.0.1:6379/0", "Redis holding the embeddings; rediss:// for TLS.")
+    redis_url: str = setting(
+        "redis://127.0.0.1:6379/0",
+        "Redis holding the embeddings; rediss:// for TLS; redis+cluster://host:port,host:port (rediss+cluster:// "
+        "with TLS) for a Redis Cluster, listing one or more seed nodes.",
+    )
     redis_password: str | None = setting(None, "Redis password (overrides one in the URL).", secret=True)
     checkpoint: Path | None = setting(None, "SAM checkpoint (.pth, official format).")
     arch: str | None = setting(None, "Expected architecture (vit_h, vit_l, vit_b, tiny); checked.")
@@ -236,3 +240,11 @@ class ServiceSettings(LoggingSettings):
         None, "Model id of the cache keys; default: architecture + hash of the checkpoint's weights."
     )
     health_check_seconds: float = setting(2.0, "Interval of the dependency checks behind gRPC health.")
+    max_connection_age_seconds: float = setting(
+        0.0,
+        "Close each client connection after about this long (GOAWAY, +-10% jitter), so clients reconnect and "
+        "long streams spread over new replicas; 0: never.",
+    )
+    max_connection_age_grace_seconds: float = setting(
+        60.0, "After the maximum connection age, time left to calls in flight before the connection is closed."
+    )

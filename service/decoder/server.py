@@ -69,7 +69,12 @@ async def start_decoder_server(
     limits = PromptLimits(max_points=settings.max_points, max_objects=settings.max_objects)
     segmenter = Segmenter(source, role, limits, executor)
     running = await start_server(
-        lambda server: add_decoder_servicer(server, segmenter), [SERVICE_NAMES["Decoder"]], settings.host, settings.port
+        lambda server: add_decoder_servicer(server, segmenter),
+        [SERVICE_NAMES["Decoder"]],
+        settings.host,
+        settings.port,
+        max_connection_age_seconds=settings.max_connection_age_seconds,
+        max_connection_age_grace_seconds=settings.max_connection_age_grace_seconds,
     )
     # Requests go on being answered while Redis is down (LRU hits work; misses end UNAVAILABLE), but health
     # says NOT_SERVING so that load balancers prefer replicas that can reach it.

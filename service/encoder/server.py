@@ -74,7 +74,12 @@ async def start_encoder(settings: EncoderSettings, model: ModelIdentity | None =
         single_flight_wait_seconds=settings.single_flight_wait_seconds,
     )
     running = await start_server(
-        lambda server: add_encoder_servicer(server, embedder), [SERVICE_NAMES["Encoder"]], settings.host, settings.port
+        lambda server: add_encoder_servicer(server, embedder),
+        [SERVICE_NAMES["Encoder"]],
+        settings.host,
+        settings.port,
+        max_connection_age_seconds=settings.max_connection_age_seconds,
+        max_connection_age_grace_seconds=settings.max_connection_age_grace_seconds,
     )
     running.follow_readiness(lambda: dependencies_ready(store, triton), settings.health_check_seconds)
     return EncoderServer(running, embedder, settings.host)
