@@ -9,6 +9,7 @@ a cross-slot operation.
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -93,6 +94,12 @@ def connect_redis(url: str, password: str | None = None, timeout_seconds: float 
     )
 
 
+def _raised_in_a_connection(error: BaseException) -> bool:
+    """True when `error` was raised inside redis-py's or asyncio's connection code (its innermost frame)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and any(part in frames[-1].filename for part in ("/redis/", "/asyncio/"))
+
+
 @dataclass(frozen=True)
 class ValuePrefix:
     """The first bytes of a stored value and the whole value's length (0 when there is no value)."""
@@ -121,6 +128,14 @@ class EmbeddingStore:
         except RedisError as error:
             REDIS_ERRORS.labels(operation).inc()
             raise Unavailable(f"Redis failed ({operation}): {error}") from error
+        except (AttributeError, TypeError) as error:
+            # redis-py 8.1 lets a connection closed under a command (a node killed, the cluster client dropping
+            # its connections on a failover) surface as these from inside its connection code (redis-py#4287,
+            # fixed after 8.1.0): a lost connection, not a bug of ours. Anything else is re-raised.
+            if not _raised_in_a_connection(error):
+                raise
+            REDIS_ERRORS.labels(operation).inc()
+            raise Unavailable(f"Redis connection lost ({operation}): {error!r}") from error
         finally:
             REDIS_SECONDS.labels(operation).observe(time.perf_counter() - started)
 

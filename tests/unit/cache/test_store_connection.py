@@ -1,12 +1,16 @@
-"""Redis Cluster URLs: the scheme picks the mode, seed nodes are listed, credentials and options travel."""
+"""Connecting to Redis: single-node and Redis Cluster URLs (seed nodes, credentials, options), and a connection
+lost under a command, which is Unavailable."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from service.cache.store import ClusterUrl, connect_redis, parse_cluster_url
+from service.cache.store import ClusterUrl, EmbeddingStore, connect_redis, parse_cluster_url
+from service.errors import Unavailable
 
 
 def test_single_node_urls_are_not_cluster_urls() -> None:
@@ -38,3 +42,24 @@ def test_a_cluster_client_knows_every_seed_and_the_password() -> None:
 def test_malformed_cluster_urls_are_refused(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_cluster_url(url)
+
+
+class _ClosedUnderTheCommand:
+    """A client whose connection was closed under a command, as redis-py 8.1 reports it (redis-py#4287): an
+    AttributeError from inside asyncio's stream writer."""
+
+    async def get(self, key: str) -> bytes:
+        asyncio.StreamWriter.writelines(None, [b"GET", key.encode()])  # type: ignore[arg-type]
+        return b""
+
+
+class _Buggy:
+    async def get(self, key: str) -> bytes:
+        return key.not_a_method()  # type: ignore[attr-defined,no-any-return]
+
+
+async def test_a_connection_closed_under_a_command_is_unavailable_but_our_own_bugs_are_not() -> None:
+    with pytest.raises(Unavailable, match="Redis connection lost"):
+        await EmbeddingStore(_ClosedUnderTheCommand(), ttl_seconds=60).get("key")  # type: ignore[arg-type]
+    with pytest.raises(AttributeError, match="not_a_method"):
+        await EmbeddingStore(_Buggy(), ttl_seconds=60).get("key")  # type: ignore[arg-type]
