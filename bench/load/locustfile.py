@@ -28,7 +28,7 @@ import gevent.pool  # noqa: E402
 import grpc  # noqa: E402
 from locust import User, events, task  # noqa: E402
 from locust.env import Environment  # noqa: E402
-from workload import Workload, add_workload_arguments, clicks, image_bytes  # noqa: E402
+from workload import Workload, add_workload_arguments, boxes, clicks, image_bytes  # noqa: E402
 
 from service.client import RequestError, SamClient, make_prompt  # noqa: E402
 
@@ -121,15 +121,21 @@ class InteractiveSessions(User):
             return
         _report("Embed (cached)" if embedded.cached else "Embed (new)", started, len(image))
 
-        points: list[tuple[float, float, int]] = []
+        count = workload.prompts_per_image
+        if workload.prompt_kind == "box":
+            prompts = [
+                make_prompt(box=box, previous=number > 0)
+                for number, box in enumerate(boxes(self.rng, rows, columns, count))
+            ]
+        else:
+            chosen = clicks(self.rng, rows, columns, count)
+            prompts = [make_prompt(points=chosen[: number + 1], previous=number > 0) for number in range(count)]
         with self.client.open_stream(timeout_seconds=workload.timeout_seconds) as stream:
-            for click in clicks(self.rng, rows, columns, workload.prompts_per_image):
+            for number, prompt in enumerate(prompts):
                 gevent.sleep(self.rng.expovariate(1 / workload.think_seconds) if workload.think_seconds else 0)
-                points.append(click)
-                prompt = make_prompt(points=points, previous=len(points) > 1)
                 started = time.perf_counter()
                 try:
-                    answer = stream.segment(embedded, [prompt], multimask_output=len(points) == 1)
+                    answer = stream.segment(embedded, [prompt], multimask_output=number == 0)
                 except (grpc.RpcError, RequestError) as error:
                     _report("Segment", started, error=error)
                     return

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+PROMPT_KINDS = ("point", "box")
+
 
 @dataclass(frozen=True)
 class Workload:
@@ -32,6 +34,7 @@ class Workload:
     session_rate: float = 0.1  # sessions per second per locust user (arrival source)
     prompts_per_image: int = 10
     think_seconds: float = 1.0  # mean pause before each click (exponentially distributed)
+    prompt_kind: str = "point"  # "point": clicks, refining the previous mask; "box": a box, then adjusted boxes
     new_image_share: float = 0.2  # share of sessions on an image nobody has embedded
     cached_images: int = 8  # the pool of images embedded before the run, for the other sessions
     image_rows: int = 480
@@ -55,6 +58,8 @@ _HELP = {
     "session_rate": "Sessions arriving per second per locust user (Poisson); offered load = users x this.",
     "prompts_per_image": "Clicks per session, each refining the previous mask.",
     "think_seconds": "Mean think time before each click (exponential).",
+    "prompt_kind": "point: clicks that refine the previous mask (SAM); box: a box, then adjusted boxes (box-prompted "
+    "models such as LiteMedSAM).",
     "new_image_share": "Share of sessions on a new image (the encoder runs); the others use cached images.",
     "cached_images": "Images embedded before the run, used by the sessions on cached images.",
     "image_rows": "Rows of the generated images.",
@@ -73,6 +78,7 @@ def add_workload_arguments(parser: Any) -> None:
             "--" + field.name.replace("_", "-"),
             type=type(default),
             default=default,
+            choices=PROMPT_KINDS if field.name == "prompt_kind" else None,
             help=f"{_HELP[field.name]} Default: {default}.",
         )
 
@@ -104,3 +110,19 @@ def clicks(rng: random.Random, rows: int, columns: int, count: int) -> list[tupl
         (rng.uniform(0, columns - 1), rng.uniform(0, rows - 1), 1 if index == 0 or rng.random() < 0.7 else 0)
         for index in range(count)
     ]
+
+
+def boxes(rng: random.Random, rows: int, columns: int, count: int) -> list[tuple[float, float, float, float]]:
+    """`count` boxes (x0, y0, x1, y1) inside the image: a first box, then the same box adjusted a little each time."""
+    height, width = rng.uniform(0.1, 0.4) * rows, rng.uniform(0.1, 0.4) * columns
+    top, left = rng.uniform(0, rows - height), rng.uniform(0, columns - width)
+    found = []
+    for _ in range(count):
+        # Each adjustment moves every side by up to 5% of the box: it stays a box of about the same place.
+        jitter_x, jitter_y = 0.05 * width, 0.05 * height
+        x0 = max(0.0, left + rng.uniform(-jitter_x, jitter_x))
+        y0 = max(0.0, top + rng.uniform(-jitter_y, jitter_y))
+        x1 = min(columns - 1.0, left + width + rng.uniform(-jitter_x, jitter_x))
+        y1 = min(rows - 1.0, top + height + rng.uniform(-jitter_y, jitter_y))
+        found.append((x0, y0, x1, y1))
+    return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import random
 from pathlib import Path
 
 from PIL import Image
@@ -64,3 +65,11 @@ def test_generated_images_differ_by_seed_only() -> None:
     assert workload.image_bytes(1, 48, 64) == first != workload.image_bytes(2, 48, 64)
     with Image.open(io.BytesIO(first)) as image:
         assert (image.format, image.size) == ("JPEG", (64, 48))
+
+
+def test_clicks_and_boxes_stay_inside_the_image() -> None:
+    rng = random.Random(3)
+    for x, y, label in workload.clicks(rng, 48, 64, 20):
+        assert 0 <= x <= 63 and 0 <= y <= 47 and label in (0, 1)
+    for x0, y0, x1, y1 in workload.boxes(rng, 48, 64, 20):
+        assert 0 <= x0 < x1 <= 63 and 0 <= y0 < y1 <= 47
