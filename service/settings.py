@@ -261,7 +261,11 @@ class ServiceSettings(LoggingSettings):
         None, "CA certificates (PEM) of client certificates: with it, clients must present one (mutual TLS)."
     )
     reflection: bool = setting(False, "Serve gRPC server reflection (behind the token like every other call).")
-    redis_url: str = setting("redis://127.0.0.1:6379/0", "Redis holding the embeddings; rediss:// for TLS.")
+    redis_url: str = setting(
+        "redis://127.0.0.1:6379/0",
+        "Redis holding the embeddings; rediss:// for TLS; redis+cluster://host:port,host:port (rediss+cluster:// "
+        "with TLS) for a Redis Cluster, listing one or more seed nodes.",
+    )
     redis_password: str | None = setting(None, "Redis password (overrides one in the URL).", secret=True)
     redis_tls_ca_file: Path | None = setting(
         None, "CA certificates (PEM) that Redis's certificate must chain to (rediss://); default: the system's."
@@ -278,3 +282,11 @@ class ServiceSettings(LoggingSettings):
         None, "Model id of --checkpoint's keys; default: family + architecture + hash of its weights."
     )
     health_check_seconds: float = setting(2.0, "Interval of the dependency checks behind gRPC health.")
+    max_connection_age_seconds: float = setting(
+        0.0,
+        "Close each client connection after about this long (GOAWAY, +-10% jitter), so clients reconnect and "
+        "long streams spread over new replicas; 0: never.",
+    )
+    max_connection_age_grace_seconds: float = setting(
+        60.0, "After the maximum connection age, time left to calls in flight before the connection is closed."
+    )

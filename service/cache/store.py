@@ -5,18 +5,27 @@ a side key in the same hash slot, and so is its failure record. A damaged value 
 finds it, unless it was replaced meanwhile. Every failure to reach Redis is Unavailable.
 
 A key that holds something else (a value of the previous codec, a plain string) reads as absent and is replaced
-whole by the next put."""
+whole by the next put.
+
+One Redis or a Redis Cluster (`redis+cluster://` URLs): every command here names keys of one image only, and those
+share a hash tag (service.cache.keys), so each pipeline and script runs on one node and nothing here is a
+cross-slot operation.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import time
+import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final, TypeAlias
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -57,11 +66,49 @@ return 0
 """
 
 
+RedisClient: TypeAlias = aioredis.Redis | RedisCluster
+
+# Redis Cluster: the scheme names the mode, the seed nodes are a comma-separated list (any one reachable node
+# is enough; the client learns the others and the slot map from it, and again after a failover).
+CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+DEFAULT_REDIS_PORT: Final = 6379
+
+
+@dataclass(frozen=True)
+class ClusterUrl:
+    """A `redis+cluster://[user:password@]host:port[,host:port...][?options]` URL taken apart: the seed nodes, and
+    the first seed as a plain `redis://` (or `rediss://`) URL carrying the credentials and options."""
+
+    seeds: tuple[tuple[str, int], ...]
+    node_url: str
+
+
+def parse_cluster_url(url: str) -> ClusterUrl | None:
+    """The parts of a Redis Cluster URL; None for a single-node URL; ValueError for a malformed one."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme.lower() not in CLUSTER_SCHEMES:
+        return None
+    parts = urlsplit(f"{CLUSTER_SCHEMES[scheme.lower()]}://{rest}")
+    credentials, _, hosts = parts.netloc.rpartition("@")
+    seeds = []
+    for seed in hosts.split(","):
+        node = urlsplit(f"//{seed.strip()}")
+        if not node.hostname:
+            raise ValueError(f"Redis Cluster URL: seed node {seed!r} has no host (expected host:port[,host:port...])")
+        seeds.append((node.hostname, node.port or DEFAULT_REDIS_PORT))
+    if parts.path.strip("/") not in ("", "0"):
+        raise ValueError("Redis Cluster URL: a cluster has database 0 only (drop the /N path)")
+    first = hosts.split(",")[0].strip()
+    netloc = f"{credentials}@{first}" if credentials else first
+    return ClusterUrl(tuple(seeds), urlunsplit(parts._replace(netloc=netloc, path="")))
+
+
 def connect_redis(
     url: str, password: str | None = None, timeout_seconds: float = 5.0, ca_file: Path | None = None
-) -> aioredis.Redis:
+) -> RedisClient:
     """A client for `redis://` or `rediss://` (TLS, the server's certificate checked against `ca_file` or the
-    system's roots) URLs; `password` overrides one in the URL."""
+    system's roots) URLs, or a Redis Cluster client for `redis+cluster://` or `rediss+cluster://` URLs listing seed
+    nodes; `password` overrides one in the URL."""
     options: dict[str, object] = {
         "socket_timeout": timeout_seconds,
         "socket_connect_timeout": timeout_seconds,
@@ -70,10 +117,28 @@ def connect_redis(
     if password:
         options["password"] = password
     if ca_file is not None:
-        if not url.startswith("rediss://"):
+        if not url.startswith(("rediss://", "rediss+cluster://")):
             raise ValueError("--redis-tls-ca-file is for rediss:// URLs (Redis over TLS)")
         options["ssl_ca_certs"] = str(ca_file)
-    return aioredis.from_url(url, **options)
+    cluster = parse_cluster_url(url)
+    if cluster is None:
+        return aioredis.from_url(url, **options)
+    # MOVED and ASK redirections are followed by the client. On a connection error or CLUSTERDOWN (a master
+    # gone, its replica not promoted yet) it reloads the slot map and retries a few times (redis-py's default
+    # retry count), then raises: the caller sees Unavailable within about a second and may try again, and
+    # once a replica is promoted the reloaded map sends the slot's commands to it. Reads go to masters only:
+    # a replica may not have a value its master has just acknowledged.
+    return RedisCluster.from_url(
+        cluster.node_url,
+        startup_nodes=[ClusterNode(host, port) for host, port in cluster.seeds[1:]],
+        **options,
+    )
+
+
+def _raised_in_a_connection(error: BaseException) -> bool:
+    """True when `error` was raised inside redis-py's or asyncio's connection code (its innermost frame)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and any(part in frames[-1].filename for part in ("/redis/", "/asyncio/"))
 
 
 HEADER_FIELD = "h"
@@ -107,7 +172,7 @@ class EmbeddingStore:
     """GET, SET, DEL and header reads of encoded embeddings (see service.cache.codec), and the lock of
     service.cache.single_flight. Keys are strings built by service.cache.keys."""
 
-    def __init__(self, client: aioredis.Redis, ttl_seconds: int) -> None:
+    def __init__(self, client: RedisClient, ttl_seconds: int) -> None:
         self._client = client
         self.ttl_seconds = ttl_seconds
 
@@ -123,6 +188,14 @@ class EmbeddingStore:
         except RedisError as error:
             REDIS_ERRORS.labels(operation).inc()
             raise Unavailable(f"Redis failed ({operation}): {error}") from error
+        except (AttributeError, TypeError) as error:
+            # redis-py 8.1 lets a connection closed under a command (a node killed, the cluster client dropping
+            # its connections on a failover) surface as these from inside its connection code (redis-py#4287,
+            # fixed after 8.1.0): a lost connection, not a bug of ours. Anything else is re-raised.
+            if not _raised_in_a_connection(error):
+                raise
+            REDIS_ERRORS.labels(operation).inc()
+            raise Unavailable(f"Redis connection lost ({operation}): {error!r}") from error
         finally:
             REDIS_SECONDS.labels(operation).observe(time.perf_counter() - started)
 
@@ -208,9 +281,12 @@ class EmbeddingStore:
                 await self._client.eval(_RELEASE_SCRIPT, 2, lock_key, failure_key, token, record, ttl_ms)
 
     async def ping(self) -> bool:
-        """True when Redis answers."""
+        """True when Redis answers (in a cluster: the node the client asks first; a cluster missing one master
+        still serves the other masters' slots, so its clients should not all turn NOT_SERVING)."""
         try:
             async with self._timed("ping"):
+                if isinstance(self._client, RedisCluster):
+                    return bool(await self._client.ping(target_nodes=RedisCluster.DEFAULT_NODE))
                 return bool(await self._client.ping())
         except Unavailable:
             return False

@@ -15,10 +15,12 @@ interactive user, send a request, read its answer; `previous` refers to that str
 from service.client.aio import AsyncSamClient, AsyncSegmentStream
 from service.client.messages import (
     DEFAULT_EMBED_TIMEOUT_SECONDS,
+    DEFAULT_REOPEN_ATTEMPTS,
     EmbeddedImage,
     ImageRef,
     Point,
     RequestError,
+    SessionMirror,
     best_logits_of,
     checked,
     embedded_image_of,
@@ -32,6 +34,7 @@ from service.client.sync import SamClient, SegmentStream
 
 __all__ = [
     "DEFAULT_EMBED_TIMEOUT_SECONDS",
+    "DEFAULT_REOPEN_ATTEMPTS",
     "AsyncSamClient",
     "AsyncSegmentStream",
     "EmbeddedImage",
@@ -39,6 +42,7 @@ __all__ = [
     "Point",
     "RequestError",
     "SamClient",
+    "SessionMirror",
     "SegmentStream",
     "best_logits_of",
     "checked",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,15 +12,19 @@ import grpc
 from service._proto.sam.v1 import sam_pb2, sam_pb2_grpc
 from service.client.messages import (
     DEFAULT_EMBED_TIMEOUT_SECONDS,
+    DEFAULT_REOPEN_ATTEMPTS,
     EmbeddedImage,
     ImageRef,
+    SessionMirror,
     call_metadata,
     checked,
     embedded_image_of,
     make_request,
+    reopen_delay_seconds,
+    should_reopen,
     wants_reembedding,
 )
-from service.rpc.channel import channel_options
+from service.rpc.channel import client_channel_options
 
 
 class AsyncSamClient:
@@ -50,10 +56,15 @@ class AsyncSamClient:
         )
         return embedded_image_of(image_bytes, response)
 
-    def open_stream(self, timeout_seconds: float | None = None) -> AsyncSegmentStream:
+    def open_stream(
+        self, timeout_seconds: float | None = None, reopen_attempts: int = DEFAULT_REOPEN_ATTEMPTS
+    ) -> AsyncSegmentStream:
+        """A Segment stream; `timeout_seconds` bounds it (re-opened streams included)."""
         if self._decoder_channel is None:
             raise ValueError("this client has no decoder target")
-        return AsyncSegmentStream(self, sam_pb2_grpc.DecoderStub(self._decoder_channel), timeout_seconds)
+        return AsyncSegmentStream(
+            self, sam_pb2_grpc.DecoderStub(self._decoder_channel), timeout_seconds, reopen_attempts
+        )
 
     async def close(self) -> None:
         for channel in (self._encoder_channel, self._decoder_channel):
@@ -68,34 +79,77 @@ class AsyncSamClient:
 
 
 class AsyncSegmentStream:
-    """One asyncio Segment stream: each `segment` call sends one request and awaits its answer."""
+    """One asyncio Segment stream: each `segment` call sends one request and awaits its answer; opened again on
+    UNAVAILABLE with the session rebuilt, as SegmentStream."""
 
-    def __init__(self, client: AsyncSamClient, stub: sam_pb2_grpc.DecoderStub, timeout_seconds: float | None) -> None:
+    def __init__(
+        self,
+        client: AsyncSamClient,
+        stub: sam_pb2_grpc.DecoderStub,
+        timeout_seconds: float | None,
+        reopen_attempts: int = DEFAULT_REOPEN_ATTEMPTS,
+    ) -> None:
         self._client = client
-        self.call: Any = stub.Segment(timeout=timeout_seconds, metadata=client.metadata)
+        self._stub = stub
+        self._deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
+        self.reopen_attempts = reopen_attempts
+        self.reopens = 0  # streams opened again after UNAVAILABLE
+        self.session = SessionMirror()
+        self.call: Any = self._open_call()
+
+    def _open_call(self) -> Any:
+        timeout = None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+        return self._stub.Segment(timeout=timeout, metadata=self._client.metadata)
 
     async def exchange(self, request: sam_pb2.SegmentRequest) -> sam_pb2.SegmentResponse:
         """Send one request as is and return its answer; grpc.aio.AioRpcError when the stream ends."""
-        await self.call.write(request)
+        try:
+            await self.call.write(request)
+        except asyncio.InvalidStateError:
+            # The stream had already ended (its replica went away while it was idle): raise its status.
+            raise await self._ended_error() from None
         response = await self.call.read()
         if response is grpc.aio.EOF:
             # A failed stream raises from read(); EOF means the server closed it cleanly, unasked.
             raise ConnectionError("the decoder closed the stream without answering")
         return response  # type: ignore[no-any-return]
 
+    async def _ended_error(self) -> grpc.aio.AioRpcError:
+        return grpc.aio.AioRpcError(
+            await self.call.code(),
+            await self.call.initial_metadata(),
+            await self.call.trailing_metadata(),
+            await self.call.details(),
+        )
+
     async def segment(
         self, image: ImageRef, prompts: Sequence[sam_pb2.Prompt], *, raise_on_error: bool = True, **options: Any
     ) -> sam_pb2.SegmentResponse:
         """As SegmentStream.segment."""
-        request = make_request(image, prompts, **options)
-        response = await self.exchange(request)
+        request, response = await self._send(make_request(image, prompts, **options))
         if wants_reembedding(image, response) and self._client._encoder_channel is not None:
             assert isinstance(image, EmbeddedImage)
             fresh = await self._client.embed(image.image_bytes)
             self._client.reembeddings += 1
             request.image_key = fresh.image_key
-            response = await self.exchange(request)
+            request, response = await self._send(request)
+        self.session.remember(request, response)
         return checked(response, raise_on_error)
+
+    async def _send(self, request: sam_pb2.SegmentRequest) -> tuple[sam_pb2.SegmentRequest, sam_pb2.SegmentResponse]:
+        """exchange(), opening the stream again on UNAVAILABLE; the request as last sent, and its answer."""
+        for attempt in range(self.reopen_attempts + 1):
+            try:
+                return request, await self.exchange(request)
+            except grpc.RpcError as error:
+                if not should_reopen(error) or attempt == self.reopen_attempts:
+                    raise
+            await asyncio.sleep(reopen_delay_seconds(attempt))
+            await self.close()
+            self.call = self._open_call()
+            self.reopens += 1
+            request = self.session.rebuilt(request)
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         if not self.call.done():
@@ -110,5 +164,5 @@ class AsyncSegmentStream:
 
 def _channel(target: str, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
     if credentials is None:
-        return grpc.aio.insecure_channel(target, options=channel_options())
-    return grpc.aio.secure_channel(target, credentials, options=channel_options())
+        return grpc.aio.insecure_channel(target, options=client_channel_options())
+    return grpc.aio.secure_channel(target, credentials, options=client_channel_options())

@@ -18,6 +18,9 @@ DEFAULT_EMBED_TIMEOUT_SECONDS = 300.0
 AUTH_TOKEN_VARIABLE = "SAMSVC_AUTH_TOKEN"
 # In-band codes that mean "the embedding is gone or was damaged (and removed)": embedding the image again mends both.
 _REEMBED_CODES = (grpc.StatusCode.NOT_FOUND.value[0], grpc.StatusCode.DATA_LOSS.value[0])
+# A stream that ends UNAVAILABLE (its decoder replica stopped, or closed an old connection, or lost Redis) is
+# opened again this many times, after 0.1, 0.2, 0.4 ... s (at most 2 s), before the error reaches the caller.
+DEFAULT_REOPEN_ATTEMPTS = 4
 
 
 class RequestError(Exception):
@@ -61,15 +64,17 @@ def make_prompt(
     if previous:
         prompt.mask_input.previous = True
     elif logits is not None:
-        array = np.ascontiguousarray(np.asarray(logits, dtype="<f4").reshape(-1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE))
-        prompt.mask_input.logits.CopyFrom(
-            sam_pb2.LowResLogits(
-                size=sam_pb2.ImageSize(height=LOW_RES_MASK_SIZE, width=LOW_RES_MASK_SIZE),
-                count=array.shape[0],
-                data=array.tobytes(),
-            )
-        )
+        prompt.mask_input.logits.CopyFrom(_logits_message(logits))
     return prompt
+
+
+def _logits_message(logits: np.ndarray) -> sam_pb2.LowResLogits:
+    array = np.ascontiguousarray(np.asarray(logits, dtype="<f4").reshape(-1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE))
+    return sam_pb2.LowResLogits(
+        size=sam_pb2.ImageSize(height=LOW_RES_MASK_SIZE, width=LOW_RES_MASK_SIZE),
+        count=array.shape[0],
+        data=array.tobytes(),
+    )
 
 
 def make_request(
@@ -130,6 +135,52 @@ def embedded_image_of(image_bytes: bytes, response: sam_pb2.EmbedResponse) -> Em
 def wants_reembedding(image: ImageRef, response: sam_pb2.SegmentResponse) -> bool:
     """True when the key is unknown, expired or its value damaged, and we hold the image to embed again."""
     return isinstance(image, EmbeddedImage) and response.HasField("error") and response.error.code in _REEMBED_CODES
+
+
+def should_reopen(error: grpc.RpcError) -> bool:
+    """True for a stream that ended UNAVAILABLE: the replica or its connection went away; another can answer."""
+    # The blocking stub raises a grpc.Call, grpc.aio an AioRpcError: both have code().
+    code = getattr(error, "code", None)
+    return callable(code) and code() == grpc.StatusCode.UNAVAILABLE
+
+
+def reopen_delay_seconds(attempt: int) -> float:
+    """The wait before re-opening attempt `attempt` (0, 1, ...): 0.1 s doubling, at most 2 s."""
+    return float(min(2.0, 0.1 * 2**attempt))
+
+
+class SessionMirror:
+    """The client's copy of what a decoder's stream session holds, so that a new stream (on another replica after
+    UNAVAILABLE) can be given it back: the best mask's low-res logits of each object of the last answer without
+    error, kept when that answer carried logits (`return_logits=True`).
+
+    Follows the server's rule (service.decoder.session): answers with an in-band error change nothing, and a
+    prior belongs to the image key it was answered for.
+    """
+
+    def __init__(self) -> None:
+        self.image_key: str | None = None
+        self.best_logits: list[np.ndarray] | None = None  # None: the last answer carried no logits
+
+    def remember(self, request: sam_pb2.SegmentRequest, response: sam_pb2.SegmentResponse) -> None:
+        if response.HasField("error"):
+            return
+        self.image_key = request.image_key
+        objects = list(response.objects)
+        has_logits = bool(objects) and all(answer.low_res_logits.count for answer in objects)
+        self.best_logits = [best_logits_of(answer) for answer in objects] if has_logits else None
+
+    def rebuilt(self, request: sam_pb2.SegmentRequest) -> sam_pb2.SegmentRequest:
+        """`request` for a new stream: each `previous: true` prior replaced by the explicit logits held for that
+        object. Where none are held it stays as it is, and the new stream answers it in-band INVALID_ARGUMENT."""
+        if self.best_logits is None or self.image_key != request.image_key:
+            return request
+        copy = sam_pb2.SegmentRequest()
+        copy.CopyFrom(request)
+        for index, prompt in enumerate(copy.prompts):
+            if prompt.mask_input.previous and index < len(self.best_logits):
+                prompt.mask_input.logits.CopyFrom(_logits_message(self.best_logits[index]))
+        return copy
 
 
 def checked(response: sam_pb2.SegmentResponse, raise_on_error: bool) -> sam_pb2.SegmentResponse:

@@ -83,6 +83,8 @@ async def start_decoder_server(
         settings.host,
         settings.port,
         exposure=exposure,
+        max_connection_age_seconds=settings.max_connection_age_seconds,
+        max_connection_age_grace_seconds=settings.max_connection_age_grace_seconds,
     )
     # Requests go on being answered while Redis is down (LRU hits work; misses end UNAVAILABLE), but health
     # says NOT_SERVING so that load balancers prefer replicas that can reach it.

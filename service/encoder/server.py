@@ -94,6 +94,8 @@ async def start_encoder(settings: EncoderSettings, models: list[ModelIdentity] |
         settings.host,
         settings.port,
         exposure=exposure,
+        max_connection_age_seconds=settings.max_connection_age_seconds,
+        max_connection_age_grace_seconds=settings.max_connection_age_grace_seconds,
     )
     running.follow_readiness(lambda: dependencies_ready(store, triton, models), settings.health_check_seconds)
     return EncoderServer(running, embedder, settings.host)

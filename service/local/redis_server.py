@@ -41,6 +41,7 @@ class RedisServer:
     maxmemory: str = "1gb"
     password: str | None = None
     tls: RedisTls | None = None
+    extra_arguments: tuple[str, ...] = ()  # more redis-server options (a cluster node's)
     child: ChildProcess | None = None
     data_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="samsvc-redis-")))
 
@@ -87,6 +88,7 @@ class RedisServer:
             "--dir", str(self.data_dir),
             "--maxmemory", self.maxmemory,
             "--maxmemory-policy", "allkeys-lru",
+            *self.extra_arguments,
         ]  # fmt: skip
         self.child = ChildProcess("redis-server", command, log_path=self.data_dir / "redis.log").start()
         if not wait_for_port(self.host, self.port, timeout_seconds):

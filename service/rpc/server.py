@@ -86,16 +86,27 @@ async def start_server(
     port: int,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     exposure: Exposure | None = None,
+    max_connection_age_seconds: float = 0.0,
+    max_connection_age_grace_seconds: float = 60.0,
 ) -> RunningServer:
     """Build and start a server: our servicers, health (NOT_SERVING until told), RPC metrics, and as `exposure`
-    says: bearer tokens, TLS, reflection, a health-only port."""
+    says: bearer tokens, TLS, reflection, a health-only port.
+
+    With `max_connection_age_seconds`, each connection is told to go away (GOAWAY) after about that long, and
+    closed `max_connection_age_grace_seconds` later with whatever still runs on it: clients connect again,
+    resolve the service's name again and land on any replica, new ones included (a Kubernetes Service balances
+    connections, not calls, and a Segment stream lives as long as its user's session).
+    """
     exposure = exposure or Exposure()
     # Outermost first: metrics see every call's final code; the token check comes before any request is parsed.
     interceptors: list[grpc.aio.ServerInterceptor] = [RpcMetricsInterceptor()]
     if exposure.tokens is not None:
         interceptors.append(AuthInterceptor(exposure.tokens))
     interceptors.append(ReadableRequestsInterceptor())
-    server = grpc.aio.server(interceptors=interceptors, options=channel_options(max_message_bytes))
+    options = channel_options(max_message_bytes) + connection_age_options(
+        max_connection_age_seconds, max_connection_age_grace_seconds
+    )
+    server = grpc.aio.server(interceptors=interceptors, options=options)
     for name in service_names:
         create_rpc_series(name, sam_pb2.DESCRIPTOR.pool)
     add_servicers(server)
@@ -128,6 +139,16 @@ async def start_server(
     )
     await running.set_serving(False)
     return running
+
+
+def connection_age_options(max_age_seconds: float, grace_seconds: float) -> list[tuple[str, int]]:
+    """gRPC core's server options for a maximum connection age (none when `max_age_seconds` is 0)."""
+    if max_age_seconds <= 0:
+        return []
+    return [
+        ("grpc.max_connection_age_ms", max(1, round(max_age_seconds * 1000))),
+        ("grpc.max_connection_age_grace_ms", max(0, round(grace_seconds * 1000))),
+    ]
 
 
 async def _follow_readiness(

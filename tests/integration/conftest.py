@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from service.encoder.server import EncoderServer, start_encoder
+from service.local.redis_cluster import LocalRedisCluster
 from service.local.redis_server import RedisServer
 from service.runtime.checkpoint import CheckpointInfo
 from service.triton.launcher import TritonServer
@@ -28,6 +29,21 @@ def triton_server(tiny_checkpoint: CheckpointInfo) -> Iterator[TritonServer]:
     """A real tritonserver (pytriton's binary, CPU config) serving the tiny checkpoint for the session."""
     with make_triton_server(tiny_checkpoint) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalRedisCluster]:
+    """A real Redis Cluster (3 masters, 3 replicas, 24 MB per node so eviction shows) for the session; tests
+    that kill a node use `failover_cluster`."""
+    with LocalRedisCluster(maxmemory="24mb") as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def failover_cluster() -> Iterator[LocalRedisCluster]:
+    """A Redis Cluster of the test's own, to crash a master in."""
+    with LocalRedisCluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ and one decoder serving all four; real Redis. Each answer equals its own family'
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
@@ -66,18 +67,17 @@ async def deployment(
     served: dict[str, CheckpointInfo], families_triton: TritonServer, redis_server: RedisServer
 ) -> AsyncIterator[Deployment]:
     models = tuple(f"{name}={checkpoint.path}" for name, checkpoint in served.items())
-    encoder = await start_encoder(encoder_settings(redis_server.url, families_triton.grpc_url, None, models=models))
-    first = next(iter(served.values()))
-    decoder = await start_decoder_server(
-        decoder_settings(first, redis_server.url, checkpoint=None, model_id=None, models=models)
-    )
-    try:
+    async with contextlib.AsyncExitStack() as running:  # stops whatever started, whatever fails after
+        encoder = await start_encoder(encoder_settings(redis_server.url, families_triton.grpc_url, None, models=models))
+        running.push_async_callback(encoder.stop, grace_seconds=1)
+        first = next(iter(served.values()))
+        decoder = await start_decoder_server(
+            decoder_settings(first, redis_server.url, checkpoint=None, model_id=None, models=models)
+        )
+        running.push_async_callback(decoder.stop, grace_seconds=1)
         await wait_for_health(encoder.address, serving=True, timeout_seconds=120)
         oracles = {name: oracle_for(checkpoint) for name, checkpoint in served.items()}
         yield Deployment(served, oracles, encoder, decoder, redis_server.url)
-    finally:
-        await decoder.stop(grace_seconds=1)
-        await encoder.stop(grace_seconds=1)
 
 
 async def _check_model(deployment: Deployment, name: str, image_bytes: bytes, boxes: list[tuple[float, ...]]) -> None:

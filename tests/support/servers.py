@@ -6,11 +6,10 @@ import asyncio
 import time
 
 import grpc
-import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from service.cache.codec import StoredEmbedding, decode_embedding
-from service.cache.store import EmbeddingStore, connect_redis
+from service.cache.store import EmbeddingStore, RedisClient, connect_redis
 from service.decoder.settings import DecoderSettings
 from service.encoder.settings import EncoderSettings
 from service.runtime.checkpoint import CheckpointInfo
@@ -51,15 +50,15 @@ def encoder_settings(redis_url: str, triton_url: str, model_id: str | None, **ov
     return EncoderSettings(**values)  # type: ignore[arg-type]
 
 
-def decoder_settings(checkpoint: CheckpointInfo, redis_url: str, **overrides: object) -> DecoderSettings:
-    """Settings for a test decoder of `checkpoint` on a free loopback port, without a metrics port."""
+def decoder_settings(served: CheckpointInfo, redis_url: str, **overrides: object) -> DecoderSettings:
+    """Settings for a test decoder of `served` on a free loopback port, without a metrics port."""
     values: dict[str, object] = {
         "host": "127.0.0.1",
         "port": 0,
         "metrics_port": 0,
         "redis_url": redis_url,
-        "checkpoint": checkpoint.path,
-        "model_id": checkpoint.model_id,
+        "checkpoint": served.path,
+        "model_id": served.model_id,
     }
     values.update(overrides)
     return DecoderSettings(**values)  # type: ignore[arg-type]
@@ -95,8 +94,8 @@ async def read_stored(redis_url: str, image_key: str, model_id: str) -> StoredEm
     return decode_embedding(value.header, value.chunks, model_id)
 
 
-async def damage_a_chunk(redis_client: aioredis.Redis, image_key: str, junk: bytes) -> None:
+async def damage_a_chunk(redis_client: RedisClient, image_key: str, junk: bytes) -> None:
     """Overwrite bytes in the middle of the first payload chunk, leaving the header as it was."""
     chunk = await redis_client.hget(image_key, "0")
-    assert chunk is not None and len(chunk) > 100_000
+    assert isinstance(chunk, bytes) and len(chunk) > 100_000
     await redis_client.hset(image_key, "0", chunk[:100_000] + junk + chunk[100_000 + len(junk) :])

@@ -5,6 +5,7 @@ only when asked, and health open to probes on the gRPC port and on a plaintext h
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -68,26 +69,25 @@ async def secured(
     key_secret_file = directory / "key-secret"
     key_secret_file.write_bytes(os.urandom(32).hex().encode())
     ports = free_port(), free_port()
-    encoder = await start_encoder(
-        encoder_settings(
-            redis_server.url,
-            triton_server.grpc_url,
-            tiny_checkpoint.model_id,
-            auth_tokens_file=tokens_file,
-            key_secret_file=key_secret_file,
-            health_port=ports[0],
+    async with contextlib.AsyncExitStack() as running:  # stops whatever started, whatever fails after
+        encoder = await start_encoder(
+            encoder_settings(
+                redis_server.url,
+                triton_server.grpc_url,
+                tiny_checkpoint.model_id,
+                auth_tokens_file=tokens_file,
+                key_secret_file=key_secret_file,
+                health_port=ports[0],
+            )
         )
-    )
-    decoder = await start_decoder_server(
-        decoder_settings(tiny_checkpoint, redis_server.url, auth_tokens_file=tokens_file, health_port=ports[1]),
-        [decoder_role],
-    )
-    try:
+        running.push_async_callback(encoder.stop, grace_seconds=0.5)
+        decoder = await start_decoder_server(
+            decoder_settings(tiny_checkpoint, redis_server.url, auth_tokens_file=tokens_file, health_port=ports[1]),
+            [decoder_role],
+        )
+        running.push_async_callback(decoder.stop, grace_seconds=0.5)
         await wait_for_health(f"127.0.0.1:{ports[0]}", serving=True)
         yield Secured(encoder, decoder, tokens_file, *ports)
-    finally:
-        await encoder.stop(grace_seconds=0.5)
-        await decoder.stop(grace_seconds=0.5)
 
 
 def client(secured: Secured, token: str | None) -> AsyncSamClient:
