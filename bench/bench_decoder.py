@@ -1,14 +1,21 @@
-"""Decoder figures, measured in one run on a real decoder process over a real Redis (tiny checkpoint, CPU).
+"""Decoder figures, measured in one run on real decoder processes over a real Redis (tiny checkpoint, CPU).
 
-1. Per-prompt latency over a warm stream ÷ in-process `SamPredictor.predict` for the same image size and
-   prompt (medians of --prompts each, measured in alternating blocks of 10 so machine load hits both alike): what the
-   service adds to the model (gRPC, the proto round trip, mask encoding as RLE, the thread hop).
-2. Prompts/s with 8 concurrent streams ÷ prompts/s with 1 stream (each stream sends a request and waits
-   for its answer, as an interactive client does), for each --decode-workers value given.
+P1   per-prompt latency over a warm stream (1 point, 3 masks as RLE) ÷ in-process `SamPredictor.predict` on the
+     same float16-rounded embedding and prompt.
+P1'  the same stream ÷ the same graph on ONNX Runtime in process, with the same postprocessing (the peers' way:
+     a labelling tool running the decoder itself).
+P4   prompts/s with 8 concurrent streams ÷ with 1 stream, every prompt distinct (no answer reused).
+
+Each ratio is measured --runs times (each from medians of its own samples, the service and the in-process
+figure in alternating blocks so machine load hits both alike); the median of the runs is printed with their range.
+For each --max-batch value a decoder runs with `--decode-max-batch` set to it; --backends adds `torch`.
+--heavy adds the heavy-request figures on a 7000x7000 image: a 4-object x 3-mask RLE request, a 1-prompt request
+on another stream while a 16-object request runs (bound raised so it is admitted), latency 1 s after that heavy
+stream is cancelled, the 4-object packed-bits answer, and the decoder's peak resident memory.
 
 Prints ratios and the figures behind them; asserts nothing about absolute timings.
 
-    .venv/bin/python bench/bench_decoder.py [--prompts 60] [--size 480x640] [--workers 1 2]
+    .venv/bin/python bench/bench_decoder.py [--runs 5] [--max-batch 1 4] [--backends onnx torch] [--heavy]
 """
 
 from __future__ import annotations
@@ -21,11 +28,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import numpy as np
+import psutil
 import torch
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
@@ -36,16 +46,22 @@ from service.cache.codec import EncodedEmbedding, decode_embedding, encode_embed
 from service.cache.keys import image_key_of
 from service.cache.store import EmbeddingStore, connect_redis
 from service.client import AsyncSamClient, SamClient, make_prompt
+from service.image_info import ImageInfo
 from service.local.ports import free_port
 from service.local.redis_server import RedisServer
 from service.runtime.checkpoint import CheckpointInfo, inspect_checkpoint, load_state_dict, make_test_checkpoint
+from service.runtime.decoder_backend import DecodeItem
 from service.runtime.families.sam1 import build_sam
 from service.runtime.image_encoder import ImageEncoderRole
+from service.runtime.mask_formats import encode_rle
+from service.runtime.onnx.backend import OnnxDecoderBackend, graph_path
 from service.runtime.preprocess import prepare_encoder_input
+from service.runtime.prompt_decoder import PromptDecoderRole, predict_masks
+from service.runtime.prompts import Prompt
 
 STREAMS = 8
 BLOCK = 10
-MASK_NONE = sam_pb2.MASK_FORMAT_NONE
+HEAVY_SIDE = 7000
 
 
 def make_image(rows: int, columns: int) -> tuple[np.ndarray, bytes]:
@@ -59,17 +75,21 @@ def make_image(rows: int, columns: int) -> tuple[np.ndarray, bytes]:
 
 
 def click(index: int, rows: int, columns: int) -> tuple[float, float, int]:
-    return (float((index * 37) % columns), float((index * 23) % rows), 1)
+    """A distinct point for each index (a 97x89 lattice walked with coprime steps)."""
+    return (float((index * 37) % 97 * columns // 97), float((index * 23) % 89 * rows // 89), 1)
 
 
-def start_decoder(checkpoint: CheckpointInfo, redis_url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_decoder(
+    checkpoint: CheckpointInfo, redis_url: str, graph_dir: Path, extra: list[str]
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     command = [sys.executable, "-m", "service.cli", "decoder", "--host", "127.0.0.1", "--port", str(port),
                "--metrics-port", "0", "--redis-url", redis_url, "--checkpoint", str(checkpoint.path),
-               "--model-id", checkpoint.model_id, "--decode-workers", str(workers), "--log-level", "WARNING"]  # fmt: skip
+               "--model-id", checkpoint.model_id, "--decoder-graph-dir", str(graph_dir), "--log-level", "WARNING",
+               *extra]  # fmt: skip
     process = subprocess.Popen(command)
     target = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     with grpc.insecure_channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
@@ -82,7 +102,7 @@ def start_decoder(checkpoint: CheckpointInfo, redis_url: str, workers: int) -> t
                 raise RuntimeError(f"the decoder exited with {process.returncode}")
             time.sleep(0.2)
     process.terminate()
-    raise RuntimeError("the decoder did not become SERVING within 120 s")
+    raise RuntimeError("the decoder did not become SERVING within 180 s")
 
 
 def stop_decoder(process: subprocess.Popen[bytes]) -> None:
@@ -94,51 +114,51 @@ def stop_decoder(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def latency_ratio(target: str, image_key: str, predictor: SamPredictor, size: tuple[int, int], prompts: int) -> None:
-    service_seconds, bare_seconds, reference_seconds = [], [], []
-    with SamClient(decoder_target=target) as client, client.open_stream(timeout_seconds=600) as stream:
-        for index in range(5):  # warm the stream, the LRU and both models
-            stream.segment(image_key, [make_prompt(points=[click(index, *size)])], multimask_output=True)
-            predictor.predict(np.array([click(index, *size)[:2]]), np.array([1]), multimask_output=True)
-        # Blocks, not strict interleaving: torch's idle OpenMP threads spin for a while after each call and
-        # would steal the CPU from the other process; alternating blocks still spreads machine load over both.
-        for block_start in range(0, prompts, BLOCK):
-            points = [click(5 + index, *size) for index in range(block_start, min(block_start + BLOCK, prompts))]
-            for point in points:
-                started = time.perf_counter()
-                stream.segment(image_key, [make_prompt(points=[point])], multimask_output=True)
-                service_seconds.append(time.perf_counter() - started)
-            for point in points:
-                started = time.perf_counter()
-                stream.segment(image_key, [make_prompt(points=[point])], multimask_output=True, mask_format=MASK_NONE)
-                bare_seconds.append(time.perf_counter() - started)
-            for point in points:
-                started = time.perf_counter()
-                with torch.inference_mode():
-                    predictor.predict(np.array([point[:2]]), np.array([1]), multimask_output=True)
-                reference_seconds.append(time.perf_counter() - started)
-    service, reference = statistics.median(service_seconds), statistics.median(reference_seconds)
-    bare = statistics.median(bare_seconds)
-    print(
-        f"per-prompt latency, warm stream, {size[0]}x{size[1]}, 1 point, 3 masks as RLE ({prompts} prompts): "
-        f"service {service * 1e3:.1f} ms / SamPredictor.predict {reference * 1e3:.1f} ms = {service / reference:.2f}"
-    )
-    print(
-        f"  the same without full-size masks (MASK_FORMAT_NONE: scores, area, bbox): {bare * 1e3:.1f} ms, "
-        f"ratio {bare / reference:.2f}"
-    )
+def timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
 
 
-async def prompts_per_second(target: str, image_key: str, size: tuple[int, int], streams: int, total: int) -> float:
+def latency_ratios(
+    stream, image_key: str, size: tuple[int, int], predictor: SamPredictor, in_process: Callable[[tuple], object],
+    first: int, prompts: int,
+) -> tuple[float, float, float, float, float]:  # fmt: skip
+    """(service, predict, in-process ORT) medians, and the two ratios, over `prompts` distinct clicks."""
+    service, reference, bare = [], [], []
+    for block_start in range(first, first + prompts, BLOCK):
+        points = [click(index, *size) for index in range(block_start, block_start + BLOCK)]
+        for point in points:
+            service.append(
+                timed(
+                    lambda point=point: stream.segment(image_key, [make_prompt(points=[point])], multimask_output=True)
+                )
+            )
+        for point in points:
+            with torch.inference_mode():
+                reference.append(
+                    timed(
+                        lambda point=point: predictor.predict(
+                            np.array([point[:2]]), np.array([1]), multimask_output=True
+                        )
+                    )
+                )
+        for point in points:
+            bare.append(timed(lambda point=point: in_process(point)))
+    medians = statistics.median(service), statistics.median(reference), statistics.median(bare)
+    return (*medians, medians[0] / medians[1], medians[0] / medians[2])
+
+
+async def prompts_per_second(target: str, image_key: str, size: tuple[int, int], streams: int, total: int,
+                             first: int) -> float:  # fmt: skip
     async with AsyncSamClient(decoder_target=target) as client:
 
         async def one_stream(number: int) -> None:
             async with client.open_stream(timeout_seconds=600) as stream:
                 for index in range(total // streams):
-                    point = click(number * 1000 + index, *size)
+                    point = click(first + number * (total // streams) + index, *size)
                     await stream.segment(image_key, [make_prompt(points=[point])], multimask_output=True)
 
-        await one_stream(99)  # warm
         started = time.perf_counter()
         await asyncio.gather(*(one_stream(number) for number in range(streams)))
         return (total // streams * streams) / (time.perf_counter() - started)
@@ -152,52 +172,168 @@ async def put_embedding(redis_url: str, image_key: str, value: EncodedEmbedding)
         await store.close()
 
 
+def embed(checkpoint: CheckpointInfo, encoder: ImageEncoderRole, rgb: np.ndarray, image_bytes: bytes
+          ) -> tuple[str, EncodedEmbedding, ImageInfo]:  # fmt: skip
+    padded, info = prepare_encoder_input(rgb, checkpoint.arch)
+    outputs = encoder.encode(padded[None], np.array([info.input_size]))
+    tensors = {name: batch[0] for name, batch in outputs.items()}
+    value = encode_embedding(tensors, checkpoint.arch.family.outputs, info, checkpoint.model_id)
+    return str(image_key_of(checkpoint.model_id, image_bytes)), value, info
+
+
+def summary(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} (runs {min(values):.2f}-{max(values):.2f})"
+
+
+def measure_config(label: str, target: str, image_key: str, size: tuple[int, int], predictor: SamPredictor,
+                   in_process: Callable[[tuple], object], runs: int, prompts: int, throughput_prompts: int) -> None:  # fmt: skip
+    p1, p1_prime, p4 = [], [], []
+    with SamClient(decoder_target=target) as client, client.open_stream(timeout_seconds=3600) as stream:
+        for index in range(5):  # warm the stream, the LRU and every engine
+            stream.segment(image_key, [make_prompt(points=[click(index, *size)])], multimask_output=True)
+            predictor.predict(np.array([click(index, *size)[:2]]), np.array([1]), multimask_output=True)
+            in_process(click(index, *size))
+        first = 100
+        for run in range(runs):
+            service, reference, bare, ratio, ratio_prime = latency_ratios(
+                stream, image_key, size, predictor, in_process, first, prompts
+            )
+            first += prompts
+            one = asyncio.run(prompts_per_second(target, image_key, size, 1, throughput_prompts, first))
+            first += throughput_prompts
+            many = asyncio.run(prompts_per_second(target, image_key, size, STREAMS, throughput_prompts, first))
+            first += throughput_prompts
+            p1.append(ratio)
+            p1_prime.append(ratio_prime)
+            p4.append(many / one)
+            print(
+                f"  {label} run {run + 1}: stream {service * 1e3:.1f} ms, predict {reference * 1e3:.1f} ms, "
+                f"ORT in process {bare * 1e3:.1f} ms; {STREAMS} streams {many:.1f} prompts/s, 1 stream {one:.1f}",
+                flush=True,
+            )
+    print(f"{label}: P1 {summary(p1)}  P1' {summary(p1_prime)}  P4 {summary(p4)}", flush=True)
+
+
+class PeakMemory:
+    """The largest resident set of a process, sampled every 50 ms in a thread."""
+
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+async def heavy_figures(target: str, image_key: str, pid: int) -> None:
+    memory = PeakMemory(pid)
+    side = (HEAVY_SIDE, HEAVY_SIDE)
+    async with AsyncSamClient(decoder_target=target) as client:
+        async with client.open_stream(timeout_seconds=600) as small:
+
+            async def one_prompt(index: int) -> float:
+                started = time.perf_counter()
+                await small.segment(image_key, [make_prompt(points=[click(index, *side)])], multimask_output=False,
+                                    mask_format=sam_pb2.MASK_FORMAT_NONE)  # fmt: skip
+                return time.perf_counter() - started
+
+            await one_prompt(0)
+            idle = statistics.median([await one_prompt(index) for index in range(1, 8)])
+            print(f"heavy: idle 1-prompt latency (1 mask, no pixels) {idle * 1e3:.0f} ms", flush=True)
+            async with client.open_stream(timeout_seconds=600) as heavy:
+                objects = [make_prompt(points=[click(50 + index, *side)]) for index in range(4)]
+                started = time.perf_counter()
+                await heavy.segment(image_key, objects, multimask_output=True)
+                print(f"heavy: 4 objects x 3 masks as RLE on {HEAVY_SIDE}x{HEAVY_SIDE}: "
+                      f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
+                answer = await heavy.segment(image_key, objects, multimask_output=True, raise_on_error=False,
+                                             mask_format=sam_pb2.MASK_FORMAT_PACKED_BITS)  # fmt: skip
+                print(f"heavy: 4 x 3 packed bits: in-band {sam_pb2.SegmentResponse.DESCRIPTOR.name} error code "
+                      f"{answer.error.code}: {answer.error.message[:160]}", flush=True)  # fmt: skip
+                objects = [make_prompt(points=[click(60 + index, *side)]) for index in range(16)]
+                task = asyncio.create_task(heavy.segment(image_key, objects, multimask_output=True))
+                await asyncio.sleep(1.0)
+                during = [await one_prompt(100 + index) for index in range(5)]
+                print(f"heavy: 1-prompt latency while 16 x 3 runs: median {statistics.median(during) * 1e3:.0f} ms, "
+                      f"max {max(during) * 1e3:.0f} ms = {max(during) / idle:.1f} x idle", flush=True)  # fmt: skip
+                task.cancel()
+                await heavy.close()
+            await asyncio.sleep(1.0)
+            after = [await one_prompt(200 + index) for index in range(5)]
+            print(f"heavy: 1 s after cancelling it: median {statistics.median(after) * 1e3:.0f} ms "
+                  f"= {statistics.median(after) / idle:.2f} x idle", flush=True)  # fmt: skip
+    print(f"heavy: decoder peak resident memory {memory.stop() / 2**30:.2f} GiB", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--prompts", type=int, default=60, help="prompts for the latency medians (>= 50)")
-    parser.add_argument("--throughput-prompts", type=int, default=64, help="prompts per throughput run")
-    parser.add_argument("--size", default="480x640", help="image rows x columns")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="--decode-workers values to compare")
+    parser.add_argument("--runs", type=int, default=5, help="runs of each ratio; the median is reported")
+    parser.add_argument("--prompts", type=int, default=30, help="prompts per latency median (a multiple of 10)")
+    parser.add_argument("--throughput-prompts", type=int, default=64, help="prompts per throughput measurement")
+    parser.add_argument("--size", default="400x600", help="image rows x columns")
+    parser.add_argument("--max-batch", type=int, nargs="+", default=[1, 4], help="--decode-max-batch values")
+    parser.add_argument("--backends", nargs="+", default=["onnx"], choices=["onnx", "torch"])
+    parser.add_argument("--heavy", action="store_true", help="add the 7000x7000 heavy-request figures")
     parser.add_argument("--checkpoint", type=Path, help="a SAM checkpoint; default: a seeded tiny one")
     args = parser.parse_args()
-    rows, columns = (int(side) for side in args.size.split("x"))
+    size = tuple(int(side) for side in args.size.split("x"))
     with tempfile.TemporaryDirectory() as scratch:
         path = args.checkpoint or make_test_checkpoint("tiny", 0, Path(scratch) / "tiny.pth")
         checkpoint = inspect_checkpoint(path)
-        rgb, image_bytes = make_image(rows, columns)
-        padded, info = prepare_encoder_input(rgb, checkpoint.arch)
-        outputs = ImageEncoderRole(checkpoint).encode(padded[None], np.array([info.input_size]))
-        tensors = {name: batch[0] for name, batch in outputs.items()}
-        value = encode_embedding(tensors, checkpoint.arch.family.outputs, info, checkpoint.model_id)
-        image_key = str(image_key_of(checkpoint.model_id, image_bytes))
+        encoder = ImageEncoderRole(checkpoint)
+        rgb, image_bytes = make_image(*size)
+        image_key, value, info = embed(checkpoint, encoder, rgb, image_bytes)
         sam = build_sam(checkpoint.arch)
         sam.load_state_dict(load_state_dict(checkpoint.path))
         predictor = SamPredictor(sam.eval())
         predictor.set_image(rgb)
-        # The reference decodes the same float16-rounded embedding the service reads from Redis.
+        # Both in-process references decode the float16-rounded embedding the service reads from Redis.
         stored = decode_embedding(value.header, value.chunks, checkpoint.model_id)
-        rounded = stored.tensors["image_embeddings"].astype(np.float32)
-        predictor.features = torch.from_numpy(rounded)[None]
-        print(
-            f"machine: {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, checkpoint {checkpoint.model_id}"
-        )
+        predictor.features = torch.from_numpy(stored.tensors["image_embeddings"].astype(np.float32))[None]
+        graph_dir = Path(scratch) / "graphs"
+        role = PromptDecoderRole(checkpoint)
+        onnx = OnnxDecoderBackend(role, graph_path(role, graph_dir, graph_dir), threads=os.cpu_count() or 1)
+
+        def in_process(point: tuple) -> None:
+            prompt = Prompt(point_coords=np.array([point[:2]], dtype=np.float64), point_labels=np.array([1]))
+            item = DecodeItem(image_key, stored.tensors, info, prompt)
+            [low_res] = onnx.decode([item], True, alone=True)
+            prediction = predict_masks(low_res, info, checkpoint.arch)
+            for mask in prediction.masks:
+                encode_rle(mask)
+
+        print(f"machine: {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, image {args.size}, "
+              f"checkpoint {checkpoint.model_id}", flush=True)  # fmt: skip
         with RedisServer() as redis_server:
             asyncio.run(put_embedding(redis_server.url, image_key, value))
-            for position, workers in enumerate(args.workers):
-                process, target = start_decoder(checkpoint, redis_server.url, workers)
+            for backend in args.backends:
+                for max_batch in args.max_batch if backend == "onnx" else [1]:
+                    extra = ["--decoder-backend", backend, "--decode-max-batch", str(max_batch)]
+                    process, target = start_decoder(checkpoint, redis_server.url, graph_dir, extra)
+                    try:
+                        measure_config(f"{backend}, max batch {max_batch}", target, image_key, size, predictor,
+                                       in_process, args.runs, args.prompts, args.throughput_prompts)  # fmt: skip
+                    finally:
+                        stop_decoder(process)
+            if args.heavy:
+                heavy_rgb = np.zeros((HEAVY_SIDE, HEAVY_SIDE, 3), dtype=np.uint8)
+                heavy_rgb[::7, ::5] = 255
+                heavy_key, heavy_value, _ = embed(checkpoint, encoder, heavy_rgb, b"heavy-7000")
+                asyncio.run(put_embedding(redis_server.url, heavy_key, heavy_value))
+                del heavy_rgb
+                extra = ["--max-mask-pixels", str(16 * 3 * HEAVY_SIDE * HEAVY_SIDE)]
+                process, target = start_decoder(checkpoint, redis_server.url, graph_dir, extra)
                 try:
-                    if position == 0:
-                        latency_ratio(target, image_key, predictor, (rows, columns), args.prompts)
-                    one = asyncio.run(
-                        prompts_per_second(target, image_key, (rows, columns), 1, args.throughput_prompts)
-                    )
-                    many = asyncio.run(
-                        prompts_per_second(target, image_key, (rows, columns), STREAMS, args.throughput_prompts)
-                    )
-                    print(
-                        f"throughput, --decode-workers {workers}: {STREAMS} streams {many:.2f} prompts/s / "
-                        f"1 stream {one:.2f} prompts/s = {many / one:.2f}"
-                    )
+                    asyncio.run(heavy_figures(target, heavy_key, process.pid))
                 finally:
                     stop_decoder(process)
     return 0

@@ -1,4 +1,4 @@
-"""`samsvc decoder`: run the decoder service."""
+"""`samsvc decoder`: run the decoder service; `samsvc export-decoder`: export its ONNX graphs ahead of it."""
 
 from __future__ import annotations
 
@@ -17,6 +17,15 @@ def register(subparsers: Any) -> None:
     )
     add_settings(parser, DecoderSettings)
     parser.set_defaults(func=run)
+    export = subparsers.add_parser(
+        "export-decoder",
+        help="Export the onnx decoder graph of each model into --decoder-graph-dir (the checkpoint Job's step).",
+        description="Write each served model's batched prompt-encoder + mask-decoder graph into --decoder-graph-dir, "
+        "as the decoder would on its first start, so that decoder pods (read-only root filesystems) find it there. "
+        "Takes the decoder's own settings; a graph already there is kept.",
+    )
+    add_settings(export, DecoderSettings)
+    export.set_defaults(func=export_graphs)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,4 +43,37 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         logging.getLogger("samsvc.decoder").error("%s", error)
         return 2
+    return 0
+
+
+def export_graphs(args: argparse.Namespace) -> int:
+    import logging
+    from functools import partial
+
+    from service.decoder.server import load_decoder_roles
+    from service.logs import configure_logging
+    from service.runtime.onnx.backend import supports
+    from service.runtime.onnx.graph import export_graph
+    from service.runtime.onnx.graph_files import ensure_graph
+    from service.settings import settings_from_args
+
+    settings = settings_from_args(DecoderSettings, args)
+    configure_logging(settings.log_level, settings.log_format)
+    log = logging.getLogger("samsvc.export-decoder")
+    try:
+        roles = load_decoder_roles(settings)
+    except ValueError as error:
+        log.error("%s", error)
+        return 2
+    for role in roles:
+        if not supports(role.checkpoint):
+            log.warning("%s (%s) has no onnx decoder: the decoder serves it with torch", role.checkpoint.model_id,
+                        role.arch.name)  # fmt: skip
+            continue
+        path = ensure_graph(
+            role.checkpoint.model_id,
+            settings.decoder_graph_dir,
+            partial(export_graph, role.prompt_encoder, role.mask_decoder),
+        )
+        print(f"{role.checkpoint.model_id}: {path}")
     return 0

@@ -1,4 +1,4 @@
-"""An object's predictions as they travel: per mask its scores, area, bbox and pixels in the asked encoding."""
+"""A mask as it travels: its scores, area, bbox and pixels in the asked encoding, and what it weighs on the wire."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.decoder.query import MaskEncoding
-from service.runtime.mask_formats import encode_packed_bits, encode_png, encode_rle
-from service.runtime.postprocess import mask_area, mask_bbox
-from service.runtime.prompt_decoder import ObjectPrediction
+from service.runtime.mask_formats import encode_packed_bits, encode_png, encode_rle, rle_wire_bytes
+from service.runtime.mask_summary import MaskSummary
+
+# A Mask message's bytes besides its pixels: two floats, the area, the bbox and the size with their tags, lengths
+# and field keys (at most 5 bytes per varint). The answer-size bound counts it per mask.
+MASK_OVERHEAD_BYTES = 64
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EncodedMask:
     """One mask: its pixels in exactly one encoding (none for MaskEncoding.NONE)."""
 
@@ -21,9 +24,18 @@ class EncodedMask:
     area: int
     bbox: tuple[int, int, int, int]  # COCO XYWH
     size: tuple[int, int]  # rows, columns
-    rle_counts: list[int] | None = None
+    rle_counts: np.ndarray | None = None  # uint32
     png: bytes | None = None
     packed_bits: bytes | None = None
+
+    @property
+    def wire_bytes(self) -> int:
+        """At least the bytes this mask takes in a SegmentResponse, and at most MASK_OVERHEAD_BYTES more."""
+        if self.rle_counts is not None:
+            pixels = rle_wire_bytes(self.rle_counts)
+        else:
+            pixels = len(self.png or self.packed_bits or b"")
+        return pixels + MASK_OVERHEAD_BYTES
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,34 +46,25 @@ class ObjectResult:
     low_res_logits: np.ndarray | None
 
 
-def encode_mask(mask: np.ndarray, score: float, stability_score: float, encoding: MaskEncoding) -> EncodedMask:
-    """The statistics of a (H, W) boolean mask and its pixels in `encoding`."""
+def encode_mask(summary: MaskSummary, score: float, encoding: MaskEncoding) -> EncodedMask:
+    """The summary of one mask with its pixels in `encoding`."""
     pixels: dict[str, object] = {}
     if encoding is MaskEncoding.RLE:
-        pixels["rle_counts"] = encode_rle(mask)
+        pixels["rle_counts"] = encode_rle(summary.mask)
     elif encoding is MaskEncoding.PNG:
-        pixels["png"] = encode_png(mask)
+        pixels["png"] = encode_png(summary.mask)
     elif encoding is MaskEncoding.PACKED_BITS:
-        pixels["packed_bits"] = encode_packed_bits(mask)
+        pixels["packed_bits"] = encode_packed_bits(summary.mask)
     return EncodedMask(
         score=score,
-        stability_score=stability_score,
-        area=mask_area(mask),
-        bbox=mask_bbox(mask),
-        size=(int(mask.shape[0]), int(mask.shape[1])),
+        stability_score=summary.stability_score,
+        area=summary.area,
+        bbox=summary.bbox,
+        size=(int(summary.mask.shape[0]), int(summary.mask.shape[1])),
         **pixels,  # type: ignore[arg-type]
     )
 
 
-def encode_object(prediction: ObjectPrediction, encoding: MaskEncoding, return_logits: bool) -> ObjectResult:
-    """Every mask of one prediction, encoded."""
-    masks = tuple(
-        encode_mask(
-            prediction.masks[index],
-            float(prediction.scores[index]),
-            float(prediction.stability_scores[index]),
-            encoding,
-        )
-        for index in range(prediction.scores.shape[0])
-    )
-    return ObjectResult(masks=masks, low_res_logits=prediction.low_res_logits if return_logits else None)
+def packed_bits_bytes(size: tuple[int, int]) -> int:
+    """Bytes of one mask of `size` as packed bits: known before any work."""
+    return (size[0] * size[1] + 7) // 8

@@ -4,19 +4,48 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-# A decode lands at 60-114 ms per prompt on a CPU (README's measured figures) and at milliseconds on a GPU: buckets
-# every 10-25 ms from 20 to 200 ms, so p50 and p99 are read inside a bucket narrower than the change they show.
-_DECODE_BUCKETS = (
-    *(0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.125, 0.15),
-    *(0.175, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 10),
+# Per-request latency resolves 1 ms to 10 s, finest where interactive answers land (5-200 ms on a GPU or a CPU).
+_REQUEST_BUCKETS = (
+    *(0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.1),
+    *(0.125, 0.15, 0.175, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2.5, 5, 10),
 )
-_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+_PIECE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.2, 0.35, 0.5, 1, 2.5, 5)
+_WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 1, 2.5, 5, 10)
+_BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 32, 64)
+PIECE_KINDS = ("decode", "masks")
 
 PROMPTS = Counter("sam_decoder_prompts", "Prompts (objects) decoded.")
-DECODE_SECONDS = Histogram(
-    "sam_decoder_decode_seconds", "Time to decode one request's prompts and encode its masks.", buckets=_DECODE_BUCKETS
+REQUEST_SECONDS = Histogram(
+    "sam_decoder_request_seconds",
+    "Time from a Segment request's arrival in the decode engine to its answer (queueing and work; not the stream's "
+    "lifetime).",
+    buckets=_REQUEST_BUCKETS,
 )
-BATCH_SIZE = Histogram("sam_decoder_batch_size", "Prompts decoded together in one call.", buckets=_BATCH_BUCKETS)
+BATCH_SIZE = Histogram(
+    "sam_decoder_batch_size",
+    "Prompts decoded together in one mask decoder call (across requests).",
+    buckets=_BATCH_BUCKETS,
+)
+QUEUE_DEPTH = Gauge("sam_decoder_queue_depth", "Work pieces waiting for a decode worker.")
+QUEUE_WAIT_SECONDS = Histogram(
+    "sam_decoder_queue_wait_seconds", "Time a work piece waited for a decode worker.", buckets=_WAIT_BUCKETS
+)
+PIECE_SECONDS = Histogram(
+    "sam_decoder_piece_seconds",
+    "Worker time of one work piece, by kind (decode: the mask decoder for a batch; masks: upscaling and encoding).",
+    ("kind",),
+    buckets=_PIECE_BUCKETS,
+)
+PIECES_CANCELLED = Counter(
+    "sam_decoder_pieces_cancelled",
+    "Queued work pieces dropped before running: their stream was cancelled or its deadline passed, or their "
+    "request failed.",
+)
+REQUESTS_REFUSED = Counter(
+    "sam_decoder_requests_refused",
+    "Requests answered RESOURCE_EXHAUSTED by a cost bound, by bound (mask_pixels, answer_bytes).",
+    ("bound",),
+)
 LRU_REQUESTS = Counter("sam_decoder_lru_requests", "Embedding lookups in the in-process LRU.", ("result",))
 LRU_BYTES = Gauge("sam_decoder_lru_bytes", "Bytes of embeddings held in the in-process LRU.")
 REDIS_FETCHES = Counter(
@@ -37,3 +66,7 @@ for _result in ("hit", "miss"):
     LRU_REQUESTS.labels(_result)
 for _result in ("found", "not_found", "damaged"):
     REDIS_FETCHES.labels(_result)
+for _kind in PIECE_KINDS:
+    PIECE_SECONDS.labels(_kind)
+for _bound in ("mask_pixels", "answer_bytes"):
+    REQUESTS_REFUSED.labels(_bound)

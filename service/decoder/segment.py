@@ -6,21 +6,22 @@ errors are answered in the stream and which end it.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Mapping
-from concurrent.futures import Executor
 from dataclasses import dataclass
 
-from service.cache.codec import StoredEmbedding
+import numpy as np
+
 from service.cache.keys import parse_image_key
 from service.decoder.embedding_source import EmbeddingSource
-from service.decoder.mask_encoding import ObjectResult, encode_object
-from service.decoder.metrics import BATCH_SIZE, DECODE_SECONDS, PROMPTS
+from service.decoder.engine.limits import CostLimits, cost_refusal
+from service.decoder.engine.scheduler import DecodeEngine
+from service.decoder.engine.work import SegmentWork
+from service.decoder.mask_encoding import ObjectResult
+from service.decoder.metrics import REQUESTS_REFUSED
 from service.decoder.query import SegmentQuery
 from service.errors import CorruptEmbedding, InvalidArgument, NotFound, ResourceExhausted, ServiceError
 from service.logs import log_context
-from service.runtime.prompt_decoder import ObjectPrediction, PromptDecoderRole
+from service.runtime.decoder_backend import DecoderBackend
 from service.runtime.prompts import PromptLimits, validate_prompts
 
 # The failures of one request, caused by what it says or by the one key it names (a damaged value is that key's
@@ -36,29 +37,32 @@ def is_in_band(error: ServiceError) -> bool:
 
 @dataclass(frozen=True, eq=False)
 class SegmentResult:
-    """The answer to one query: one ObjectResult per prompt, in order, and the predictions behind them."""
+    """The answer to one query: one ObjectResult per prompt, in order, and each object's best mask's low-res logits
+    (for the stream's `previous`)."""
 
     request_id: str
     image_key: str
     objects: tuple[ObjectResult, ...]
-    predictions: tuple[ObjectPrediction, ...]
+    best_logits: tuple[np.ndarray, ...]
 
 
 class Segmenter:
-    """Answers queries with the decoder of the model each key names: embedding lookup, validation, decoding and
-    mask encoding on `executor`."""
+    """Answers queries with the decoder backend of the model each key names: embedding lookup, validation and the
+    cost bounds here, decoding and mask encoding in the process's decode engine."""
 
     def __init__(
         self,
         source: EmbeddingSource,
-        decoders: Mapping[str, PromptDecoderRole],
+        backends: Mapping[str, DecoderBackend],
         limits: PromptLimits,
-        executor: Executor,
+        costs: CostLimits,
+        engine: DecodeEngine,
     ) -> None:
         self.source = source
-        self.decoders = decoders
+        self.backends = backends
         self.limits = limits
-        self.executor = executor
+        self.costs = costs
+        self.engine = engine
 
     async def answer(self, query: SegmentQuery, tenant: str | None = None) -> SegmentResult:
         """The result of `query` for a caller of `tenant` (its token's; None: shared keys only); domain errors name
@@ -67,21 +71,35 @@ class Segmenter:
         with log_context(image_key=image_key.short):
             stored = await self.source.get(image_key, tenant=tenant)
             validate_prompts(list(query.prompts), stored.info, self.limits)
-            loop = asyncio.get_running_loop()
-            predictions, objects = await loop.run_in_executor(
-                self.executor, decode_and_encode, self.decoders[image_key.model_id], stored, query
+            masks_per_object = 3 if query.multimask_output else 1
+            refusal = cost_refusal(
+                len(query.prompts), masks_per_object, stored.info.original_size, query.encoding, query.return_logits,
+                self.costs,
+            )  # fmt: skip
+            if refusal is not None:
+                bound, error = refusal
+                REQUESTS_REFUSED.labels(bound).inc()
+                raise error
+            work = SegmentWork(
+                query, str(image_key), stored, self.backends[image_key.model_id], self.costs.max_answer_bytes
             )
-        return SegmentResult(query.request_id, query.image_key, objects, predictions)
+            try:
+                await self.engine.run(work)
+            except ResourceExhausted:
+                REQUESTS_REFUSED.labels("answer_bytes").inc()
+                raise
+        return result_of_work(work)
 
 
-def decode_and_encode(
-    decoder: PromptDecoderRole, stored: StoredEmbedding, query: SegmentQuery
-) -> tuple[tuple[ObjectPrediction, ...], tuple[ObjectResult, ...]]:
-    """The heavy part, run in a worker thread: the mask decoder, postprocessing and mask encoding."""
-    started = time.perf_counter()
-    predictions = tuple(decoder.decode(stored.tensors, stored.info, list(query.prompts), query.multimask_output))
-    objects = tuple(encode_object(prediction, query.encoding, query.return_logits) for prediction in predictions)
-    DECODE_SECONDS.observe(time.perf_counter() - started)
-    BATCH_SIZE.observe(len(query.prompts))
-    PROMPTS.inc(len(query.prompts))
-    return predictions, objects
+def result_of_work(work: SegmentWork) -> SegmentResult:
+    """The encoded masks and logits of finished `work`, as the answer carries them."""
+    objects = []
+    best_logits = []
+    for index, masks in enumerate(work.masks):
+        logits = work.returned_logits(index)
+        low_res = work.low_res[index]
+        assert low_res is not None
+        best_logits.append(np.ascontiguousarray(logits[int(np.argmax(low_res.scores))]))
+        encoded = tuple(mask for mask in masks if mask is not None)
+        objects.append(ObjectResult(encoded, logits if work.query.return_logits else None))
+    return SegmentResult(work.query.request_id, work.query.image_key, tuple(objects), tuple(best_logits))

@@ -4,25 +4,63 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import tempfile
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+
+import torch
 
 from service.cache.store import EmbeddingStore, connect_redis
 from service.decoder.embedding_lru import EmbeddingLru
 from service.decoder.embedding_source import EmbeddingSource
+from service.decoder.engine.limits import CostLimits
+from service.decoder.engine.scheduler import DecodeEngine
 from service.decoder.segment import Segmenter
 from service.decoder.settings import DecoderSettings
 from service.metrics import start_metrics_server
 from service.model_specs import model_specs
+from service.rpc.channel import DEFAULT_MAX_MESSAGE_BYTES
 from service.rpc.decoder_servicer import add_decoder_servicer
 from service.rpc.server import SERVICE_NAMES, RunningServer, exposure_of, start_server, wait_for_stop_signal
 from service.runtime.checkpoint import inspect_checkpoint
+from service.runtime.decoder_backend import DecoderBackend, TorchDecoderBackend
+from service.runtime.onnx.backend import OnnxDecoderBackend, graph_path
+from service.runtime.onnx.backend import supports as onnx_supports
 from service.runtime.prompt_decoder import PromptDecoderRole
 from service.runtime.prompts import PromptLimits
 from service.settings import describe_exposure, describe_settings
 
 log = logging.getLogger(__name__)
+
+# Where graphs are exported when --decoder-graph-dir is read-only and lacks one (an emptyDir at /tmp in Kubernetes).
+FALLBACK_GRAPH_DIR = Path(tempfile.gettempdir()) / "samsvc-decoder-graphs"
+# Room in a response for everything but its masks (ids, the key, message framing) under the message limit.
+ANSWER_HEADROOM_BYTES = 64 << 10
+
+
+def make_backends(settings: DecoderSettings, roles: Sequence[PromptDecoderRole]) -> dict[str, DecoderBackend]:
+    """The decoder backend of each served model by model id: onnx where the family has it (unless
+    --decoder-backend torch), torch otherwise."""
+    backends: dict[str, DecoderBackend] = {}
+    for role in roles:
+        model_id = role.checkpoint.model_id
+        if settings.decoder_backend == "onnx" and onnx_supports(role.checkpoint):
+            path = graph_path(role, settings.decoder_graph_dir, FALLBACK_GRAPH_DIR)
+            backends[model_id] = OnnxDecoderBackend(
+                role, path, threads=engine_threads(settings), device=settings.device
+            )
+        else:
+            if settings.decoder_backend == "onnx":
+                log.warning("%s (%s) has no onnx decoder: served with torch", model_id, role.arch.name)
+            backends[model_id] = TorchDecoderBackend(role)
+    return backends
+
+
+def engine_threads(settings: DecoderSettings) -> int:
+    """Threads a lone decode may use: the cores this process may run on."""
+    return max(1, len(os.sched_getaffinity(0)))
 
 
 def load_decoder_roles(settings: DecoderSettings) -> list[PromptDecoderRole]:
@@ -42,7 +80,8 @@ class DecoderServer:
 
     running: RunningServer
     source: EmbeddingSource
-    executor: ThreadPoolExecutor
+    engine: DecodeEngine
+    backends: dict[str, DecoderBackend]
 
     @property
     def port(self) -> int:
@@ -60,7 +99,7 @@ class DecoderServer:
     async def stop(self, grace_seconds: float = 5.0) -> None:
         await self.running.stop(grace_seconds)
         await self.source.store.close()
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        await asyncio.to_thread(self.engine.close)
 
 
 async def start_decoder_server(
@@ -69,14 +108,18 @@ async def start_decoder_server(
     """Start serving `sam.v1.Decoder`; health is SERVING while Redis answers. `decoder_roles` skips loading."""
     exposure = exposure_of(settings)
     roles = list(decoder_roles) if decoder_roles is not None else await asyncio.to_thread(load_decoder_roles, settings)
-    decoders = {role.checkpoint.model_id: role for role in roles}
+    backends = await asyncio.to_thread(make_backends, settings, roles)
+    if settings.decode_workers > 1:
+        # Each worker upscales masks with torch: one thread each, so that the workers do not fight over the cores.
+        torch.set_num_threads(max(1, engine_threads(settings) // settings.decode_workers))
     store = EmbeddingStore(
         connect_redis(settings.redis_url, settings.redis_password, ca_file=settings.redis_tls_ca_file), ttl_seconds=0
     )
-    source = EmbeddingSource(store, EmbeddingLru(settings.lru_bytes), tuple(decoders))
-    executor = ThreadPoolExecutor(max_workers=settings.decode_workers, thread_name_prefix="decode")
+    source = EmbeddingSource(store, EmbeddingLru(settings.lru_bytes), tuple(backends))
+    engine = DecodeEngine(settings.decode_workers, settings.decode_max_batch, settings.decode_piece_pixels)
     limits = PromptLimits(max_points=settings.max_points, max_objects=settings.max_objects)
-    segmenter = Segmenter(source, decoders, limits, executor)
+    costs = CostLimits(settings.max_mask_pixels, DEFAULT_MAX_MESSAGE_BYTES - ANSWER_HEADROOM_BYTES)
+    segmenter = Segmenter(source, backends, limits, costs, engine)
     running = await start_server(
         lambda server: add_decoder_servicer(server, segmenter),
         [SERVICE_NAMES["Decoder"]],
@@ -91,12 +134,12 @@ async def start_decoder_server(
     running.follow_readiness(store.ping, settings.health_check_seconds)
     log.info(
         "decoder serving %s on %s:%d (%s)",
-        ", ".join(decoders),
+        ", ".join(f"{model_id} ({backend.name})" for model_id, backend in backends.items()),
         settings.host,
         running.port,
         describe_exposure(settings),
     )
-    return DecoderServer(running=running, source=source, executor=executor)
+    return DecoderServer(running=running, source=source, engine=engine, backends=backends)
 
 
 async def serve(settings: DecoderSettings) -> None:

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from service.errors import InvalidArgument
-from service.runtime.prompt_decoder import ObjectPrediction
 
 
 class StreamSession:
@@ -21,11 +20,10 @@ class StreamSession:
         self.image_key: str | None = None
         self._best_logits: list[np.ndarray] = []
 
-    def remember(self, image_key: str, predictions: Sequence[ObjectPrediction]) -> None:
+    def remember(self, image_key: str, best_logits: Sequence[np.ndarray]) -> None:
+        """Keep each object's best mask's (256, 256) low-res logits, as the family's predictor returns them."""
         self.image_key = image_key
-        self._best_logits = [
-            np.ascontiguousarray(prediction.low_res_logits[prediction.best_index][None]) for prediction in predictions
-        ]
+        self._best_logits = [np.ascontiguousarray(logits)[None] for logits in best_logits]
 
     def previous_mask(self, image_key: str, index: int, field: str) -> np.ndarray:
         """(1, 256, 256) logits for the object at `index`; InvalidArgument naming `field` when there are none."""

@@ -65,7 +65,7 @@ class DecoderServicer(sam_pb2_grpc.DecoderServicer):
                     raise
                 raise error from raised
             return error_response(request, error)
-        session.remember(result.image_key, result.predictions)
+        session.remember(result.image_key, result.best_logits)
         return response_of_result(result)
 
 

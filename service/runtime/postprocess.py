@@ -1,13 +1,12 @@
-"""Low-resolution logits to full-size masks and their statistics, with each family's reference arithmetic."""
+"""Low-resolution logits to full-size logits and back to what the predictor returns, with each family's reference
+arithmetic (the masks' statistics: service.runtime.mask_summary)."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-from segment_anything.utils.amg import calculate_stability_score
 from torch.nn import functional as F
 
-from service.constants import MASK_THRESHOLD, STABILITY_SCORE_OFFSET
+from service.constants import LOW_RES_MASK_SIZE
 from service.image_info import ImageInfo
 from service.runtime.families.spec import Arch, Postprocess
 
@@ -16,16 +15,32 @@ SAM2_LOW_RES_CLAMP = 32.0
 
 
 def upscale_logits(low_res_logits: torch.Tensor, info: ImageInfo, arch: Arch) -> torch.Tensor:
-    """(B, C, 256, 256) logits to (B, C, H, W) at the original size, as the family's predictor does it.
+    """(B, C, 256, 256) logits to (B, C, H, W) at the original size, as the family's predictor does it, bit for bit.
 
     SAM 1 (`Sam.postprocess_masks`) takes two steps on purpose: straight from 256² to the original size gives
-    masks with IoU ≈ 0.99 only. SAM 2 goes straight to the original size.
+    masks with IoU ≈ 0.99 only. Its first step (256² to 1024², then a crop to the input size) is computed here on
+    the low-res rows and columns that survive the crop only: with scale factor 4 torch maps output pixel i to
+    source (i + 0.5) / 4 - 0.5, the same float as the full resize (1024 / 256 is exact), and one more source row
+    and column keep the edge pixels' neighbours. When the input size is the original size (an image whose long
+    side is 1024) the second step is the identity (weights 1 and 0) and is skipped. SAM 2 goes straight to the
+    original size.
     """
     if arch.family.postprocess is Postprocess.RESIZE_DIRECT:
         return F.interpolate(low_res_logits, info.original_size, mode="bilinear", align_corners=False)
-    size = arch.input_size
-    logits = F.interpolate(low_res_logits, (size, size), mode="bilinear", align_corners=False)
-    logits = logits[..., : info.input_size[0], : info.input_size[1]]
+    scale = arch.input_size // LOW_RES_MASK_SIZE
+    rows, columns = info.input_size
+    kept_rows = min(LOW_RES_MASK_SIZE, -(-rows // scale) + 1)
+    kept_columns = min(LOW_RES_MASK_SIZE, -(-columns // scale) + 1)
+    logits = F.interpolate(
+        low_res_logits[..., :kept_rows, :kept_columns],
+        scale_factor=float(scale),
+        mode="bilinear",
+        align_corners=False,
+        recompute_scale_factor=False,
+    )
+    logits = logits[..., :rows, :columns]
+    if tuple(info.original_size) == tuple(info.input_size):
+        return logits
     return F.interpolate(logits, info.original_size, mode="bilinear", align_corners=False)
 
 
@@ -34,25 +49,3 @@ def returned_low_res_logits(low_res_logits: torch.Tensor, arch: Arch) -> torch.T
     if arch.family.postprocess is Postprocess.RESIZE_DIRECT:
         return torch.clamp(low_res_logits, -SAM2_LOW_RES_CLAMP, SAM2_LOW_RES_CLAMP)
     return low_res_logits
-
-
-def stability_scores(logits: torch.Tensor) -> torch.Tensor:
-    """SAM's stability score of each mask: IoU of the masks thresholded at ±offset."""
-    return calculate_stability_score(logits, MASK_THRESHOLD, STABILITY_SCORE_OFFSET)
-
-
-def binarize(logits: torch.Tensor) -> torch.Tensor:
-    return logits > MASK_THRESHOLD
-
-
-def mask_area(mask: np.ndarray) -> int:
-    return int(np.count_nonzero(mask))
-
-
-def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """COCO XYWH of the pixels inside a (H, W) boolean mask (pycocotools' toBbox); zeros when empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return (0, 0, 0, 0)
-    columns = np.flatnonzero(mask.any(axis=0))
-    return (int(columns[0]), int(rows[0]), int(columns[-1] - columns[0] + 1), int(rows[-1] - rows[0] + 1))

@@ -17,9 +17,18 @@ from torch import nn
 from service.image_info import ImageInfo
 from service.runtime.checkpoint import CheckpointInfo, inspect_checkpoint, read_state_dict
 from service.runtime.families.spec import Arch, HieraParams
+from service.runtime.mask_summary import summarize_mask
 from service.runtime.modules import build_and_load, part_state_dict
-from service.runtime.postprocess import binarize, returned_low_res_logits, stability_scores, upscale_logits
+from service.runtime.postprocess import returned_low_res_logits, upscale_logits
 from service.runtime.prompts import ModelFramePrompts, Prompt, to_model_frame
+
+
+@dataclass(frozen=True, eq=False)
+class LowResPrediction:
+    """The mask decoder's answer for one prompt, before upscaling: C masks (3 with multimask output, else 1)."""
+
+    logits: np.ndarray  # (C, 256, 256) float32 as the decoder computed them (the masks are upscaled from these)
+    scores: np.ndarray  # (C,) float32, predicted IoU
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,20 +97,36 @@ class PromptDecoderRole:
         prompts: list[Prompt],
         multimask_output: bool,
     ) -> list[ObjectPrediction]:
-        """One ObjectPrediction per prompt, in the order of `prompts` (validated already), against one image's
-        tensors by name (the family's outputs, any float dtype, read-only views allowed)."""
+        """One ObjectPrediction per prompt, in the order of `prompts` (validated already): decode_low_res, then the
+        full-size masks and their statistics."""
+        return [
+            predict_masks(low_res, info, self.arch)
+            for low_res in self.decode_low_res(tensors, info, prompts, multimask_output)
+        ]
+
+    @torch.inference_mode()
+    def decode_low_res(
+        self,
+        tensors: Mapping[str, np.ndarray | torch.Tensor],
+        info: ImageInfo,
+        prompts: list[Prompt],
+        multimask_output: bool,
+    ) -> list[LowResPrediction]:
+        """The low-res answer of each prompt, in order, against one image's tensors by name (the family's outputs,
+        any float dtype, read-only views allowed). Prompts of one shape (point count, box or not, mask or not) run as
+        one batch, which keeps each answer identical to the reference's one-prompt call."""
         features = {
             spec.name: self._tensor(tensors[spec.name]).reshape(1, *spec.shape) for spec in self.arch.family.outputs
         }
         groups: dict[tuple[int, bool, bool], list[int]] = {}
         for index, prompt in enumerate(prompts):
             groups.setdefault(prompt.batch_signature(), []).append(index)
-        answers: list[ObjectPrediction | None] = [None] * len(prompts)
+        answers: list[LowResPrediction | None] = [None] * len(prompts)
         for indexes in groups.values():
             batch = to_model_frame([prompts[index] for index in indexes], info, self.arch)
             low_res, scores = self._decode_batch(features, batch, multimask_output)
             for row, index in enumerate(indexes):
-                answers[index] = self._postprocess(low_res[row], scores[row], info)
+                answers[index] = LowResPrediction(low_res[row].float().cpu().numpy(), scores[row].float().cpu().numpy())
         return [answer for answer in answers if answer is not None]
 
     def _tensor(self, value: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -137,11 +162,18 @@ class PromptDecoderRole:
         )
         return low_res, scores
 
-    def _postprocess(self, low_res: torch.Tensor, scores: torch.Tensor, info: ImageInfo) -> ObjectPrediction:
-        logits = upscale_logits(low_res[None], info, self.arch)[0]
-        return ObjectPrediction(
-            low_res_logits=returned_low_res_logits(low_res, self.arch).float().cpu().numpy(),
-            scores=scores.float().cpu().numpy(),
-            stability_scores=stability_scores(logits).float().cpu().numpy(),
-            masks=binarize(logits).cpu().numpy(),
-        )
+
+def predict_masks(low_res: LowResPrediction, info: ImageInfo, arch: Arch) -> ObjectPrediction:
+    """Full-size masks and their statistics from one prompt's low-res answer, as the family's predictor computes
+    them (one mask at a time: the working memory is one full-size float map)."""
+    summaries = []
+    logits = torch.from_numpy(low_res.logits)
+    for index in range(logits.shape[0]):
+        full = upscale_logits(logits[None, index : index + 1], info, arch)[0, 0]
+        summaries.append(summarize_mask(full.numpy()))
+    return ObjectPrediction(
+        low_res_logits=returned_low_res_logits(logits, arch).numpy(),
+        scores=low_res.scores,
+        stability_scores=np.array([summary.stability_score for summary in summaries], dtype=np.float32),
+        masks=np.stack([summary.mask for summary in summaries]),
+    )

@@ -179,8 +179,11 @@ def _checkpoint_paths(workload: str, container: dict[str, Any]) -> list[str]:
 
 
 def test_checkpoints_are_mounted_read_only_where_they_are_read() -> None:
+    """Every service reads the volume read-only; only the checkpoint Job writes it (the weights, the graphs)."""
     read = set()
     for workload, _, spec in pod_specs():
+        if workload == "load-sam-checkpoint":
+            continue
         volumes = {volume["name"]: volume for volume in spec.get("volumes", [])}
         for container in spec["containers"]:
             for checkpoint in _checkpoint_paths(workload, container):
@@ -285,7 +288,21 @@ def test_service_containers_set_only_real_settings() -> None:
         for variable in env(container):
             assert variable.startswith("SAMSVC_"), f"{role}: {variable}"
             assert _is_setting_of(role, variable), f"{role}: {variable} is not a setting of `samsvc {role}`"
-    assert roles == {"encoder", "decoder"}
+    assert roles == {"encoder", "decoder", "export-decoder"}
+
+
+def test_the_checkpoint_job_exports_the_graphs_the_decoders_read() -> None:
+    samsvc = dict(_samsvc_containers())
+    decoder, export = env(samsvc["decoder"]), env(samsvc["export-decoder"])
+    assert export["SAMSVC_MODELS"] == decoder["SAMSVC_MODELS"]
+    assert export["SAMSVC_DECODER_GRAPH_DIR"] == decoder["SAMSVC_DECODER_GRAPH_DIR"]
+    assert decoder["SAMSVC_DECODER_BACKEND"]["value"] == "onnx"
+    graph_dir = decoder["SAMSVC_DECODER_GRAPH_DIR"]["value"]
+    checkpoints = next(m for m in samsvc["decoder"]["volumeMounts"] if graph_dir.startswith(m["mountPath"] + "/"))
+    assert checkpoints["name"] == "checkpoints"
+    assert any(m["mountPath"] == "/tmp" for m in samsvc["decoder"]["volumeMounts"])  # where a missing graph goes
+    job = named("Job", "load-sam-checkpoint")["spec"]["template"]["spec"]
+    assert [c["name"] for c in job["initContainers"]] == ["download"]  # the weights first, then the export
 
 
 def test_triton_container_sets_only_what_the_model_reads() -> None:
@@ -303,6 +320,8 @@ def test_settings_agree_with_ports_and_services() -> None:
         return next(port["port"] for port in services[name]["spec"]["ports"] if port["name"] == port_name)
 
     for role, container in _samsvc_containers():
+        if role == "export-decoder":  # a Job's step: no ports, no Redis
+            continue
         variables = env(container)
         ports = container_ports(container)
         assert int(variables["SAMSVC_PORT"]["value"]) == ports["grpc"], role

@@ -129,7 +129,11 @@ def test_dashboard_shows_what_the_design_asks_for() -> None:
         "sam_redis_seconds_bucket",  # Redis latency
         "sam_encoder_single_flight_waits_total",  # single-flight waits
         "sam_decoder_batch_size_bucket",  # decoder batch sizes
-        "sam_decoder_decode_seconds_bucket",  # decode latency
+        "sam_decoder_request_seconds_bucket",  # per-request decode latency
+        "sam_decoder_queue_depth",  # the decode engine: queue depth, time waiting, pieces cancelled
+        "sam_decoder_queue_wait_seconds_bucket",
+        "sam_decoder_pieces_cancelled_total",
+        "sam_decoder_requests_refused_total",
         "sam_decoder_lru_requests_total",  # LRU hit ratio
         "sam_decoder_streams_in_flight",  # streams in flight
         # Redis, from its exporter: memory against maxmemory, evictions, hit ratio, command latency.

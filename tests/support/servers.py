@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 import time
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -50,6 +53,11 @@ def encoder_settings(redis_url: str, triton_url: str, model_id: str | None, **ov
     return EncoderSettings(**values)  # type: ignore[arg-type]
 
 
+# Decoder graphs exported by tests: one directory for every test run of this user (a graph's file name names the
+# weights, the graph's version and torch's, so a file from an earlier run is the same graph).
+TEST_GRAPH_DIR = Path(tempfile.gettempdir()) / f"samsvc-test-decoder-graphs-{os.getuid()}"
+
+
 def decoder_settings(served: CheckpointInfo, redis_url: str, **overrides: object) -> DecoderSettings:
     """Settings for a test decoder of `served` on a free loopback port, without a metrics port."""
     values: dict[str, object] = {
@@ -59,6 +67,7 @@ def decoder_settings(served: CheckpointInfo, redis_url: str, **overrides: object
         "redis_url": redis_url,
         "checkpoint": served.path,
         "model_id": served.model_id,
+        "decoder_graph_dir": TEST_GRAPH_DIR,
     }
     values.update(overrides)
     return DecoderSettings(**values)  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ def test_every_setting_is_in_the_configuration_table(command: str) -> None:
 
 
 def test_named_subcommands_exist() -> None:
-    named = set(re.findall(r"samsvc (\w+)", README))
+    named = set(re.findall(r"samsvc ([\w-]+)", README))
     parser = build_parser()
     subparsers = next(action for action in parser._actions if action.dest == "command")
     assert named and named <= set(subparsers.choices), named - set(subparsers.choices)  # type: ignore[attr-defined]

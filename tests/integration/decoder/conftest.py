@@ -86,6 +86,17 @@ async def decoder_server(
     await server.stop(grace_seconds=1)
 
 
+@pytest.fixture(scope="session")
+async def torch_decoder_server(
+    tiny_checkpoint: CheckpointInfo, redis_server: RedisServer, decoder_role: PromptDecoderRole
+) -> AsyncIterator[DecoderServer]:
+    """A decoder on the torch backend (the oracle's own modules), beside the default onnx one."""
+    settings = decoder_settings(tiny_checkpoint, redis_server.url, decoder_backend="torch")
+    server = await start_decoder_server(settings, [decoder_role])
+    yield server
+    await server.stop(grace_seconds=1)
+
+
 @pytest.fixture
 async def decoder_client(decoder_server: DecoderServer) -> AsyncIterator[AsyncSamClient]:
     async with AsyncSamClient(decoder_target=decoder_server.target) as client:

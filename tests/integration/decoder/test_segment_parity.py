@@ -1,6 +1,9 @@
-"""Answers of the decoder service equal SamPredictor's within the numerical contract (DESIGN.md)."""
+"""Answers of the decoder service equal SamPredictor's within the numerical contract (DESIGN.md), on each decoder
+backend (onnx, the default, and torch)."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
@@ -8,9 +11,21 @@ from pycocotools import mask as coco_mask
 
 from service._proto.sam.v1 import sam_pb2
 from service.client import AsyncSamClient, best_logits_of, logits_of, make_prompt, mask_of
+from service.decoder.server import DecoderServer
 from tests.support.reference import StoreImage, assert_matches_reference
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=["onnx", "torch"])
+async def decoder_client(
+    request: pytest.FixtureRequest, decoder_server: DecoderServer, torch_decoder_server: DecoderServer
+) -> AsyncIterator[AsyncSamClient]:
+    """A client of the decoder on each backend."""
+    server = decoder_server if request.param == "onnx" else torch_decoder_server
+    assert {backend.name for backend in server.backends.values()} == {request.param}
+    async with AsyncSamClient(decoder_target=server.target) as client:
+        yield client
 
 
 def _points(*clicks: tuple[float, float, int]) -> dict[str, np.ndarray]:

@@ -11,22 +11,27 @@ from pycocotools import mask as coco_mask
 
 from service._proto.sam.v1 import sam_pb2
 from service.client import logits_of, make_prompt, make_request, mask_of
-from service.decoder.mask_encoding import encode_object
+from service.decoder.mask_encoding import ObjectResult, encode_mask
 from service.decoder.query import MaskEncoding
 from service.decoder.segment import SegmentResult
 from service.decoder.session import StreamSession
 from service.errors import MAX_ECHOED_CHARACTERS, InvalidArgument, NotFound, ResourceExhausted
 from service.rpc.decoder_convert import error_response, query_of_request, response_of_result
 from service.rpc.status import MAX_MESSAGE_CHARACTERS
-from service.runtime.prompt_decoder import ObjectPrediction
+from service.runtime.mask_summary import summarize_mask
 
 KEY = "sam:m:{" + "0" * 64 + "}"
 
 
-def _prediction(masks: np.ndarray, scores: list[float]) -> ObjectPrediction:
+def _object(masks: np.ndarray, scores: list[float], encoding: MaskEncoding) -> ObjectResult:
+    """The answer of one object whose logits are +1 inside `masks` and -1 outside."""
     count = masks.shape[0]
     low_res = np.arange(count * 256 * 256, dtype=np.float32).reshape(count, 256, 256)
-    return ObjectPrediction(low_res, np.array(scores, np.float32), np.full(count, 0.5, np.float32), masks)
+    encoded = tuple(
+        encode_mask(summarize_mask(np.where(mask, 1.0, -1.0).astype(np.float32)), score, encoding)
+        for mask, score in zip(masks, scores, strict=True)
+    )
+    return ObjectResult(encoded, low_res)
 
 
 def test_points_box_and_logits_become_a_prompt() -> None:
@@ -93,9 +98,7 @@ def test_answers_carry_scores_area_bbox_and_the_mask(encoding: MaskEncoding) -> 
     masks = np.zeros((3, 5, 7), dtype=bool)
     masks[0, 1:3, 2:6] = True
     masks[2, 4, 6] = True
-    result = SegmentResult(
-        "r", KEY, (encode_object(_prediction(masks, [0.1, 0.2, 0.9]), encoding, return_logits=True),), ()
-    )
+    result = SegmentResult("r", KEY, (_object(masks, [0.1, 0.2, 0.9], encoding),), ())
     (answer,) = response_of_result(result).objects
     assert [round(mask.score, 6) for mask in answer.masks] == [0.1, 0.2, 0.9]
     for mask, pixels in zip(answer.masks, masks, strict=True):
@@ -133,14 +136,14 @@ def test_error_response_echoes_a_long_key_cut() -> None:
     assert error_response(make_request(KEY, []), InvalidArgument("x")).image_key == KEY  # a real key is untouched
 
 
-def test_previous_takes_the_best_mask_of_the_last_answer_for_the_same_image() -> None:
+def test_previous_takes_the_remembered_mask_of_the_last_answer_for_the_same_image() -> None:
     session = StreamSession()
-    masks = np.zeros((3, 4, 4), dtype=bool)
-    session.remember(KEY, [_prediction(masks, [0.1, 0.9, 0.3])])
+    best = np.arange(256 * 256, dtype=np.float32).reshape(256, 256)
+    session.remember(KEY, [best])
     query = query_of_request(make_request(KEY, [make_prompt(points=[(1, 1, 1)], previous=True)]), session)
     (prompt,) = query.prompts
     assert prompt.mask_input is not None and prompt.mask_input.shape == (1, 256, 256)
-    assert prompt.mask_input[0, 0, 0] == 256 * 256  # mask 1, the highest score
+    assert np.array_equal(prompt.mask_input[0], best)
     other_key = "sam:m:{" + "1" * 64 + "}"
     with pytest.raises(InvalidArgument, match="last answer was for"):
         query_of_request(make_request(other_key, [make_prompt(previous=True)]), session)

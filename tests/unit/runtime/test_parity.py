@@ -6,6 +6,7 @@ and IoU ≥ 0.999 still after the embedding's float16 round trip through the cod
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,10 +17,13 @@ from segment_anything import SamPredictor
 from service.cache.codec import decode_embedding, encode_embedding
 from service.image_info import ImageInfo
 from service.runtime.checkpoint import CheckpointInfo
+from service.runtime.decoder_backend import BACKEND_NAMES, DecodeItem, DecoderBackend
+from service.runtime.families.spec import Arch
 from service.runtime.image_encoder import ImageEncoderRole
 from service.runtime.image_file import decode_image
+from service.runtime.onnx.backend import OnnxDecoderBackend, graph_path
 from service.runtime.preprocess import prepare_encoder_input
-from service.runtime.prompt_decoder import ObjectPrediction, PromptDecoderRole
+from service.runtime.prompt_decoder import ObjectPrediction, PromptDecoderRole, predict_masks
 from service.runtime.prompts import Prompt
 from tests.numerical_contract import (
     LOGITS_ATOL,
@@ -43,6 +47,16 @@ class Reference:
     tensors: dict[str, np.ndarray]
     info: ImageInfo
 
+    def for_decoder(self, decoder: PromptDecoderRole | BackendDecoder) -> Reference:
+        """The reference of what `decoder` is fed: the onnx graph takes the float16 the cache holds, so its
+        reference predictor decodes the float16-rounded embedding (as the service's parity tests do)."""
+        if isinstance(decoder, PromptDecoderRole):
+            return self
+        rounded = self.tensors["image_embeddings"].astype(np.float16)
+        predictor = copy.copy(self.predictor)
+        predictor.features = torch.from_numpy(rounded.astype(np.float32))[None]
+        return Reference(predictor, {"image_embeddings": rounded}, self.info)
+
 
 @pytest.fixture(scope="module")
 def predictor_model(tiny_checkpoint: CheckpointInfo) -> torch.nn.Module:
@@ -54,9 +68,31 @@ def encoder(tiny_checkpoint: CheckpointInfo) -> ImageEncoderRole:
     return ImageEncoderRole(tiny_checkpoint)
 
 
-@pytest.fixture(scope="module")
-def decoder(tiny_checkpoint: CheckpointInfo) -> PromptDecoderRole:
-    return PromptDecoderRole(tiny_checkpoint)
+class BackendDecoder:
+    """A decoder backend with PromptDecoderRole.decode's interface: low-res answers, then the service's masks."""
+
+    def __init__(self, backend: DecoderBackend, arch: Arch) -> None:
+        self.backend = backend
+        self.arch = arch
+
+    def decode(
+        self, tensors: dict[str, np.ndarray], info: ImageInfo, prompts: list[Prompt], multimask: bool
+    ) -> list[ObjectPrediction]:
+        items = [DecodeItem("image", tensors, info, prompt) for prompt in prompts]
+        return [predict_masks(low_res, info, self.arch) for low_res in self.backend.decode(items, multimask, True)]
+
+
+@pytest.fixture(scope="module", params=BACKEND_NAMES)
+def decoder(
+    request: pytest.FixtureRequest, tiny_checkpoint: CheckpointInfo, tmp_path_factory: pytest.TempPathFactory
+) -> PromptDecoderRole | BackendDecoder:
+    """The torch role itself, and the onnx backend over the same checkpoint (fed the float16 the cache holds)."""
+    role = PromptDecoderRole(tiny_checkpoint)
+    if request.param == "torch":
+        return role
+    graphs = tmp_path_factory.mktemp("graphs")
+    backend = OnnxDecoderBackend(role, graph_path(role, graphs, graphs), threads=2)
+    return BackendDecoder(backend, role.arch)
 
 
 _REFERENCES: dict[str, Reference] = {}
@@ -128,15 +164,17 @@ def test_embedding_matches_reference(reference: Reference) -> None:
 @pytest.mark.parametrize("multimask", [True, False])
 @pytest.mark.parametrize("prompt_name", ["one_point", "points_with_negatives", "box", "box_and_points", "edge_point"])
 def test_prompt_matches_reference(
-    reference: Reference, decoder: PromptDecoderRole, prompt_name: str, multimask: bool
+    reference: Reference, decoder: PromptDecoderRole | BackendDecoder, prompt_name: str, multimask: bool
 ) -> None:
+    reference = reference.for_decoder(decoder)
     prompt = prompts_for(reference.info)[prompt_name]
     (ours,) = decoder.decode(reference.tensors, reference.info, [prompt], multimask)
     assert ours.scores.shape == ((3,) if multimask else (1,))
     assert_matches_reference(ours, *reference_predict(reference.predictor, prompt, multimask))
 
 
-def test_mask_input_from_previous_answer(reference: Reference, decoder: PromptDecoderRole) -> None:
+def test_mask_input_from_previous_answer(reference: Reference, decoder: PromptDecoderRole | BackendDecoder) -> None:
+    reference = reference.for_decoder(decoder)
     first = prompts_for(reference.info)["one_point"]
     (previous,) = decoder.decode(reference.tensors, reference.info, [first], True)
     _, ref_scores, ref_logits, _ = reference_predict(reference.predictor, first, True)
@@ -150,7 +188,8 @@ def test_mask_input_from_previous_answer(reference: Reference, decoder: PromptDe
     assert_matches_reference(ours, *reference_predict(reference.predictor, ref_prompt, False))
 
 
-def test_several_objects_in_one_batch(reference: Reference, decoder: PromptDecoderRole) -> None:
+def test_several_objects_in_one_batch(reference: Reference, decoder: PromptDecoderRole | BackendDecoder) -> None:
+    reference = reference.for_decoder(decoder)
     prompts = prompts_for(reference.info)
     rows, columns = reference.info.original_size
     extra_box = Prompt(box=np.array([columns * 0.5, rows * 0.05, columns * 0.95, rows * 0.5]))
@@ -167,7 +206,7 @@ def test_several_objects_in_one_batch(reference: Reference, decoder: PromptDecod
         assert_matches_reference(ours, *reference_predict(reference.predictor, prompt, True))
 
 
-def test_float16_round_trip_keeps_masks(reference: Reference, decoder: PromptDecoderRole) -> None:
+def test_float16_round_trip_keeps_masks(reference: Reference, decoder: PromptDecoderRole | BackendDecoder) -> None:
     encoded = encode_embedding(reference.tensors, decoder.arch.family.outputs, reference.info, "tiny-test")
     stored = decode_embedding(encoded.header, encoded.chunks, "tiny-test")
     assert stored.info == reference.info

@@ -1,0 +1,1 @@
+"""The decoder engine: fair, bounded scheduling of decode work over a few threads."""

@@ -1,0 +1,109 @@
+"""The onnx backend's graph: several images in one call, exported once per model id however many processes start
+together, and exported again when the file is damaged. (Its numbers against the reference: test_parity.py.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.image_info import ImageInfo
+from service.runtime.checkpoint import CheckpointInfo
+from service.runtime.decoder_backend import DecodeItem
+from service.runtime.onnx import backend as backend_module
+from service.runtime.onnx.backend import OnnxDecoderBackend, graph_path
+from service.runtime.onnx.graph_files import graph_file_name
+from service.runtime.prompt_decoder import PromptDecoderRole
+from service.runtime.prompts import Prompt
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def role(tiny_checkpoint: CheckpointInfo) -> PromptDecoderRole:
+    return PromptDecoderRole(tiny_checkpoint)
+
+
+def items_for(keys: list[str]) -> list[DecodeItem]:
+    rng = np.random.default_rng(4)
+    info = ImageInfo(original_size=(480, 640), input_size=(768, 1024))
+    embeddings = {key: rng.normal(0, 1, (1, 256, 64, 64)).astype(np.float16) for key in sorted(set(keys))}
+    prompts = [
+        Prompt(point_coords=np.array([[100.0, 200.0]]), point_labels=np.array([1])),
+        Prompt(point_coords=np.array([[300.0, 50.0], [10.0, 10.0]]), point_labels=np.array([1, 0])),
+        Prompt(box=np.array([50.0, 60.0, 400.0, 300.0])),
+    ]
+    return [
+        DecodeItem(key, {"image_embeddings": embeddings[key]}, info, prompts[index % len(prompts)])
+        for index, key in enumerate(keys)
+    ]
+
+
+def test_prompts_on_several_images_in_one_call_equal_separate_calls(role: PromptDecoderRole, tmp_path: Path) -> None:
+    backend = OnnxDecoderBackend(role, graph_path(role, tmp_path, tmp_path), threads=1)
+    items = items_for(["a", "b", "a", "c", "b"])
+    together = backend.decode(items, True, alone=True)
+    for item, answer in zip(items, together, strict=True):
+        [alone] = backend.decode([item], True, alone=True)
+        np.testing.assert_allclose(answer.logits, alone.logits, atol=1e-4)
+        np.testing.assert_allclose(answer.scores, alone.scores, atol=1e-5)
+    assert not np.allclose(together[0].logits, together[1].logits)
+
+
+def test_processes_starting_together_export_once(tiny_checkpoint: CheckpointInfo, tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from service.runtime.onnx.graph import export_graph
+        from service.runtime.onnx.graph_files import ensure_graph
+        from service.runtime.prompt_decoder import PromptDecoderRole
+        role = PromptDecoderRole.from_path({str(tiny_checkpoint.path)!r})
+        def export(path):
+            print("exported", flush=True)
+            export_graph(role.prompt_encoder, role.mask_decoder, path)
+        print(ensure_graph(role.checkpoint.model_id, Path({str(tmp_path)!r}), export))
+        """
+    )
+    processes = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    outputs = [process.communicate(timeout=300)[0] for process in processes]
+    assert all(process.returncode == 0 for process in processes)
+    assert sum(output.count("exported") for output in outputs) == 1
+    name = graph_file_name(tiny_checkpoint.model_id)
+    assert sorted(path.name for path in tmp_path.iterdir() if not path.name.endswith(".lock")) == [name]
+
+
+def test_a_damaged_graph_is_exported_again(role: PromptDecoderRole, tmp_path: Path) -> None:
+    path = tmp_path / graph_file_name(role.checkpoint.model_id)
+    path.write_bytes(b"not an onnx graph")
+    backend = OnnxDecoderBackend(role, graph_path(role, tmp_path, tmp_path), threads=1)
+    assert path.stat().st_size > 10_000
+    [answer] = backend.decode(items_for(["a"]), False, alone=True)
+    assert answer.logits.shape == (1, 256, 256)
+
+
+def test_a_read_only_graph_dir_without_the_graph_falls_back(
+    role: PromptDecoderRole, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A volume mounted read-only (root may write through file modes, so the mount is what is_writable sees)."""
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    monkeypatch.setattr(backend_module, "is_writable", lambda directory: directory != volume)
+    path = graph_path(role, volume, tmp_path / "fallback")
+    assert path.parent == tmp_path / "fallback" and path.exists()
+    assert list(volume.iterdir()) == []
+    assert graph_path(role, tmp_path / "fallback", tmp_path / "unused") == path
+
+
+def test_export_decoder_fills_the_graph_dir_once(tiny_checkpoint: CheckpointInfo, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "service.cli", "export-decoder", "--checkpoint", str(tiny_checkpoint.path),
+               "--decoder-graph-dir", str(tmp_path / "graphs")]  # fmt: skip
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    path = tmp_path / "graphs" / graph_file_name(tiny_checkpoint.model_id)
+    assert first.stdout.strip() == f"{tiny_checkpoint.model_id}: {path}"
+    written = path.stat().st_mtime_ns
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    assert again.stdout == first.stdout and path.stat().st_mtime_ns == written
