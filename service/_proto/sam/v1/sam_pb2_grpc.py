@@ -131,6 +131,10 @@ class DecoderServicer:
         whose embedding is damaged (DATA_LOSS: the damaged value is removed, so embedding the image again
         mends it) is answered in-band with `error` set and the stream lives on; a failure of the service
         itself (Redis unreachable, an internal error) ends the stream with that status.
+        Answers are never split and never pass the message limit (64 MiB): a request whose answer would is
+        answered in-band with RESOURCE_EXHAUSTED, before any work when the size is known up front (packed
+        bits, logits) or as soon as its encoded masks pass it (RLE, PNG); so is a request over the server's
+        cost bound (objects x masks x image pixels, --max-mask-pixels).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
