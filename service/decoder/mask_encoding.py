@@ -8,6 +8,7 @@ import numpy as np
 
 from service.decoder.query import MaskEncoding
 from service.runtime.mask_formats import encode_packed_bits, encode_png, encode_rle
+from service.runtime.polygons import Polygon, mask_to_polygons
 from service.runtime.postprocess import mask_area, mask_bbox
 from service.runtime.prompt_decoder import ObjectPrediction
 
@@ -24,6 +25,7 @@ class EncodedMask:
     rle_counts: list[int] | None = None
     png: bytes | None = None
     packed_bits: bytes | None = None
+    polygons: tuple[Polygon, ...] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,7 +36,9 @@ class ObjectResult:
     low_res_logits: np.ndarray | None
 
 
-def encode_mask(mask: np.ndarray, score: float, stability_score: float, encoding: MaskEncoding) -> EncodedMask:
+def encode_mask(
+    mask: np.ndarray, score: float, stability_score: float, encoding: MaskEncoding, polygon_tolerance: float = 0.0
+) -> EncodedMask:
     """The statistics of a (H, W) boolean mask and its pixels in `encoding`."""
     pixels: dict[str, object] = {}
     if encoding is MaskEncoding.RLE:
@@ -43,6 +47,8 @@ def encode_mask(mask: np.ndarray, score: float, stability_score: float, encoding
         pixels["png"] = encode_png(mask)
     elif encoding is MaskEncoding.PACKED_BITS:
         pixels["packed_bits"] = encode_packed_bits(mask)
+    elif encoding is MaskEncoding.POLYGON:
+        pixels["polygons"] = mask_to_polygons(mask, polygon_tolerance)
     return EncodedMask(
         score=score,
         stability_score=stability_score,
@@ -53,7 +59,9 @@ def encode_mask(mask: np.ndarray, score: float, stability_score: float, encoding
     )
 
 
-def encode_object(prediction: ObjectPrediction, encoding: MaskEncoding, return_logits: bool) -> ObjectResult:
+def encode_object(
+    prediction: ObjectPrediction, encoding: MaskEncoding, return_logits: bool, polygon_tolerance: float = 0.0
+) -> ObjectResult:
     """Every mask of one prediction, encoded."""
     masks = tuple(
         encode_mask(
@@ -61,6 +69,7 @@ def encode_object(prediction: ObjectPrediction, encoding: MaskEncoding, return_l
             float(prediction.scores[index]),
             float(prediction.stability_scores[index]),
             encoding,
+            polygon_tolerance,
         )
         for index in range(prediction.scores.shape[0])
     )
