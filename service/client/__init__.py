@@ -28,6 +28,7 @@ from service.client.messages import (
     make_prompt,
     make_request,
     mask_of,
+    polygons_of,
     wants_reembedding,
 )
 from service.client.sync import SamClient, SegmentStream
@@ -51,5 +52,6 @@ __all__ = [
     "make_prompt",
     "make_request",
     "mask_of",
+    "polygons_of",
     "wants_reembedding",
 ]

@@ -11,7 +11,9 @@ import numpy as np
 
 from service._proto.sam.v1 import sam_pb2
 from service.constants import LOW_RES_MASK_SIZE
+from service.rpc.polygon_messages import polygons_of_message
 from service.runtime.mask_formats import decode_packed_bits, decode_png, decode_rle
+from service.runtime.polygons import Polygon, polygons_to_mask
 
 DEFAULT_EMBED_TIMEOUT_SECONDS = 300.0
 # The variable a client's bearer token is read from when none is given (`samsvc segment`, SamClient, AsyncSamClient).
@@ -85,7 +87,9 @@ def make_request(
     mask_format: int = sam_pb2.MASK_FORMAT_RLE,
     return_logits: bool = False,
     request_id: str = "",
+    polygon_tolerance: float = 0.0,
 ) -> sam_pb2.SegmentRequest:
+    """One Segment request; `polygon_tolerance` (pixels) simplifies MASK_FORMAT_POLYGON answers."""
     return sam_pb2.SegmentRequest(
         request_id=request_id,
         image_key=_key_of(image),
@@ -93,6 +97,7 @@ def make_request(
         multimask_output=multimask_output,
         format=mask_format,  # type: ignore[arg-type]
         return_logits=return_logits,
+        polygon_tolerance=polygon_tolerance,
     )
 
 
@@ -105,7 +110,17 @@ def mask_of(mask: sam_pb2.Mask) -> np.ndarray:
         return decode_png(mask.png)
     if encoding == "packed_bits":
         return decode_packed_bits(mask.packed_bits.bits, (mask.packed_bits.size.height, mask.packed_bits.size.width))
+    if encoding == "polygons":
+        return polygons_to_mask(*polygons_of_message(mask.polygons))
     raise ValueError("the mask carries no pixels (MASK_FORMAT_NONE)")
+
+
+def polygons_of(mask: sam_pb2.Mask) -> tuple[Polygon, ...]:
+    """The polygons of a mask asked with MASK_FORMAT_POLYGON: each an outer ring and its holes, (N, 2) x, y pixel
+    corners (see service.runtime.polygons for orientation and the closing rule)."""
+    if mask.WhichOneof("encoding") != "polygons":
+        raise ValueError("the mask carries no polygons (ask with MASK_FORMAT_POLYGON)")
+    return polygons_of_message(mask.polygons)[0]
 
 
 def logits_of(object_masks: sam_pb2.ObjectMasks) -> np.ndarray:

@@ -40,7 +40,8 @@ def register(subparsers: Any) -> None:
         help="Segment one object in an image on the running stack; write an overlay PNG and/or JSON.",
         description=(
             "Embeds IMAGE with the encoder, sends the prompt to the decoder, and writes an overlay of the best mask "
-            "(--all: the three masks with their scores) to --out, and/or prints JSON (COCO RLE, scores, bbox, area)."
+            "(--all: the three masks with their scores) to --out, and/or prints JSON (scores, bbox, area and each mask as "
+            "COCO RLE or, with --polygons, as polygons)."
         ),
     )
     parser.add_argument("image", type=Path, help="the image file")
@@ -52,6 +53,19 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--out", type=Path, help="write the overlay PNG here")
     parser.add_argument("--all", action="store_true", help="ask for three masks and draw them all with their scores")
     parser.add_argument("--json", action="store_true", help="print the answer as JSON on stdout")
+    parser.add_argument(
+        "--polygons",
+        action="store_true",
+        help='ask for masks as polygons (MASK_FORMAT_POLYGON); the JSON then has "polygons": [{"exterior": '
+        '[x0, y0, x1, y1, ...], "holes": [[...], ...]}, ...] in pixel corners instead of "rle"',
+    )
+    parser.add_argument(
+        "--polygon-tolerance",
+        type=float,
+        default=0.0,
+        metavar="PIXELS",
+        help="with --polygons: simplify each ring to within this many pixels (default: 0, the exact boundary)",
+    )
     add_settings(parser, ClientSettings)
     parser.set_defaults(func=run)
 
@@ -59,6 +73,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import grpc
 
+    from service._proto.sam.v1 import sam_pb2
     from service.client import RequestError, SamClient, make_prompt, mask_of
     from service.client.overlay import overlay_all, overlay_best
     from service.errors import ServiceError
@@ -91,7 +106,11 @@ def run(args: argparse.Namespace) -> int:
             image = client.embed(image_bytes, timeout_seconds=settings.timeout_seconds)
             with client.open_stream(timeout_seconds=settings.timeout_seconds) as stream:
                 answer = stream.segment(
-                    image, [make_prompt(points=args.point, box=args.box)], multimask_output=args.all
+                    image,
+                    [make_prompt(points=args.point, box=args.box)],
+                    multimask_output=args.all,
+                    mask_format=sam_pb2.MASK_FORMAT_POLYGON if args.polygons else sam_pb2.MASK_FORMAT_RLE,
+                    polygon_tolerance=args.polygon_tolerance,
                 )
     except grpc.RpcError as error:
         print(f"samsvc segment: {error.code().name}: {error.details()}", file=sys.stderr)
@@ -116,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def answer_json(image_key: str, original_size: tuple[int, int], model: str, masks: list[Any]) -> dict[str, Any]:
-    """The answer for one object as plain JSON: COCO RLE ({"size": [h, w], "counts": [...]}), scores, bbox, area."""
+    """The answer for one object as plain JSON: scores, bbox, area and each mask as COCO RLE
+    ({"size": [h, w], "counts": [...]}) or polygons ([{"exterior": [x0, y0, ...], "holes": [[...]]}])."""
     return {
         "image_key": image_key,
         "model": model,
@@ -127,8 +147,22 @@ def answer_json(image_key: str, original_size: tuple[int, int], model: str, mask
                 "stability_score": round(float(mask.stability_score), 6),
                 "area": int(mask.area),
                 "bbox": [mask.bbox.x, mask.bbox.y, mask.bbox.width, mask.bbox.height],
-                "rle": {"size": [mask.rle.size.height, mask.rle.size.width], "counts": list(mask.rle.counts)},
+                **_pixels_json(mask),
             }
             for mask in masks
         ],
     }
+
+
+def _pixels_json(mask: Any) -> dict[str, Any]:
+    if mask.WhichOneof("encoding") == "polygons":
+        return {
+            "polygons": [
+                {
+                    "exterior": list(polygon.exterior.coordinates),
+                    "holes": [list(hole.coordinates) for hole in polygon.holes],
+                }
+                for polygon in mask.polygons.polygons
+            ]
+        }
+    return {"rle": {"size": [mask.rle.size.height, mask.rle.size.width], "counts": list(mask.rle.counts)}}

@@ -14,6 +14,7 @@ class MaskEncoding(enum.Enum):
     RLE = "rle"
     PNG = "png"
     PACKED_BITS = "packed_bits"
+    POLYGON = "polygon"
     NONE = "none"
 
 
@@ -27,3 +28,4 @@ class SegmentQuery:
     multimask_output: bool
     encoding: MaskEncoding
     return_logits: bool
+    polygon_tolerance: float = 0.0  # pixels; 0 keeps the exact boundary (MaskEncoding.POLYGON only)

@@ -15,7 +15,9 @@ from service.decoder.query import MaskEncoding, SegmentQuery
 from service.decoder.segment import SegmentResult
 from service.decoder.session import StreamSession
 from service.errors import InvalidArgument, ServiceError, cut
+from service.rpc.polygon_messages import polygons_message
 from service.rpc.status import message_of, status_code_of
+from service.runtime.polygons import checked_tolerance
 from service.runtime.prompts import Prompt, prompt_field
 
 _LOGITS_BYTES = 4 * LOW_RES_MASK_SIZE * LOW_RES_MASK_SIZE
@@ -26,6 +28,7 @@ _ENCODING_OF_FORMAT = {
     sam_pb2.MASK_FORMAT_PNG: MaskEncoding.PNG,
     sam_pb2.MASK_FORMAT_PACKED_BITS: MaskEncoding.PACKED_BITS,
     sam_pb2.MASK_FORMAT_NONE: MaskEncoding.NONE,
+    sam_pb2.MASK_FORMAT_POLYGON: MaskEncoding.POLYGON,
 }
 
 
@@ -47,6 +50,7 @@ def query_of_request(request: sam_pb2.SegmentRequest, session: StreamSession) ->
         multimask_output=request.multimask_output,
         encoding=encoding,
         return_logits=request.return_logits,
+        polygon_tolerance=checked_tolerance(request.polygon_tolerance),
     )
 
 
@@ -113,6 +117,8 @@ def mask_message(mask: EncodedMask) -> sam_pb2.Mask:
     elif mask.packed_bits is not None:
         message.packed_bits.size.CopyFrom(size)
         message.packed_bits.bits = mask.packed_bits
+    elif mask.polygons is not None:
+        message.polygons.CopyFrom(polygons_message(mask.polygons, mask.size))
     return message
 
 

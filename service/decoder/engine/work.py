@@ -129,7 +129,12 @@ def encode_masks(work: SegmentWork, masks: Sequence[MaskIndex]) -> list[tuple[Ma
         full = upscale_logits(logits, info, arch)[0, 0].numpy()
         summary = summarize_mask(full)
         del full
-        encoded.append(((index, mask), encode_mask(summary, float(low_res.scores[mask]), work.query.encoding)))
+        encoded.append(
+            (
+                (index, mask),
+                encode_mask(summary, float(low_res.scores[mask]), work.query.encoding, work.query.polygon_tolerance),
+            )
+        )
     return encoded
 
 

@@ -14,11 +14,13 @@ class MaskFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MASK_FORMAT_PNG: _ClassVar[MaskFormat]
     MASK_FORMAT_PACKED_BITS: _ClassVar[MaskFormat]
     MASK_FORMAT_NONE: _ClassVar[MaskFormat]
+    MASK_FORMAT_POLYGON: _ClassVar[MaskFormat]
 MASK_FORMAT_UNSPECIFIED: MaskFormat
 MASK_FORMAT_RLE: MaskFormat
 MASK_FORMAT_PNG: MaskFormat
 MASK_FORMAT_PACKED_BITS: MaskFormat
 MASK_FORMAT_NONE: MaskFormat
+MASK_FORMAT_POLYGON: MaskFormat
 
 class ImageSize(_message.Message):
     __slots__ = ("height", "width")
@@ -99,20 +101,22 @@ class Prompt(_message.Message):
     def __init__(self, points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., mask_input: _Optional[_Union[MaskInput, _Mapping]] = ...) -> None: ...
 
 class SegmentRequest(_message.Message):
-    __slots__ = ("request_id", "image_key", "prompts", "multimask_output", "format", "return_logits")
+    __slots__ = ("request_id", "image_key", "prompts", "multimask_output", "format", "return_logits", "polygon_tolerance")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_KEY_FIELD_NUMBER: _ClassVar[int]
     PROMPTS_FIELD_NUMBER: _ClassVar[int]
     MULTIMASK_OUTPUT_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     RETURN_LOGITS_FIELD_NUMBER: _ClassVar[int]
+    POLYGON_TOLERANCE_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     image_key: str
     prompts: _containers.RepeatedCompositeFieldContainer[Prompt]
     multimask_output: bool
     format: MaskFormat
     return_logits: bool
-    def __init__(self, request_id: _Optional[str] = ..., image_key: _Optional[str] = ..., prompts: _Optional[_Iterable[_Union[Prompt, _Mapping]]] = ..., multimask_output: _Optional[bool] = ..., format: _Optional[_Union[MaskFormat, str]] = ..., return_logits: _Optional[bool] = ...) -> None: ...
+    polygon_tolerance: float
+    def __init__(self, request_id: _Optional[str] = ..., image_key: _Optional[str] = ..., prompts: _Optional[_Iterable[_Union[Prompt, _Mapping]]] = ..., multimask_output: _Optional[bool] = ..., format: _Optional[_Union[MaskFormat, str]] = ..., return_logits: _Optional[bool] = ..., polygon_tolerance: _Optional[float] = ...) -> None: ...
 
 class Rle(_message.Message):
     __slots__ = ("size", "counts")
@@ -130,6 +134,28 @@ class PackedBits(_message.Message):
     bits: bytes
     def __init__(self, size: _Optional[_Union[ImageSize, _Mapping]] = ..., bits: _Optional[bytes] = ...) -> None: ...
 
+class Ring(_message.Message):
+    __slots__ = ("coordinates",)
+    COORDINATES_FIELD_NUMBER: _ClassVar[int]
+    coordinates: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, coordinates: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class Polygon(_message.Message):
+    __slots__ = ("exterior", "holes")
+    EXTERIOR_FIELD_NUMBER: _ClassVar[int]
+    HOLES_FIELD_NUMBER: _ClassVar[int]
+    exterior: Ring
+    holes: _containers.RepeatedCompositeFieldContainer[Ring]
+    def __init__(self, exterior: _Optional[_Union[Ring, _Mapping]] = ..., holes: _Optional[_Iterable[_Union[Ring, _Mapping]]] = ...) -> None: ...
+
+class Polygons(_message.Message):
+    __slots__ = ("size", "polygons")
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    POLYGONS_FIELD_NUMBER: _ClassVar[int]
+    size: ImageSize
+    polygons: _containers.RepeatedCompositeFieldContainer[Polygon]
+    def __init__(self, size: _Optional[_Union[ImageSize, _Mapping]] = ..., polygons: _Optional[_Iterable[_Union[Polygon, _Mapping]]] = ...) -> None: ...
+
 class BoundingBox(_message.Message):
     __slots__ = ("x", "y", "width", "height")
     X_FIELD_NUMBER: _ClassVar[int]
@@ -143,7 +169,7 @@ class BoundingBox(_message.Message):
     def __init__(self, x: _Optional[int] = ..., y: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class Mask(_message.Message):
-    __slots__ = ("score", "stability_score", "area", "bbox", "rle", "png", "packed_bits")
+    __slots__ = ("score", "stability_score", "area", "bbox", "rle", "png", "packed_bits", "polygons")
     SCORE_FIELD_NUMBER: _ClassVar[int]
     STABILITY_SCORE_FIELD_NUMBER: _ClassVar[int]
     AREA_FIELD_NUMBER: _ClassVar[int]
@@ -151,6 +177,7 @@ class Mask(_message.Message):
     RLE_FIELD_NUMBER: _ClassVar[int]
     PNG_FIELD_NUMBER: _ClassVar[int]
     PACKED_BITS_FIELD_NUMBER: _ClassVar[int]
+    POLYGONS_FIELD_NUMBER: _ClassVar[int]
     score: float
     stability_score: float
     area: int
@@ -158,7 +185,8 @@ class Mask(_message.Message):
     rle: Rle
     png: bytes
     packed_bits: PackedBits
-    def __init__(self, score: _Optional[float] = ..., stability_score: _Optional[float] = ..., area: _Optional[int] = ..., bbox: _Optional[_Union[BoundingBox, _Mapping]] = ..., rle: _Optional[_Union[Rle, _Mapping]] = ..., png: _Optional[bytes] = ..., packed_bits: _Optional[_Union[PackedBits, _Mapping]] = ...) -> None: ...
+    polygons: Polygons
+    def __init__(self, score: _Optional[float] = ..., stability_score: _Optional[float] = ..., area: _Optional[int] = ..., bbox: _Optional[_Union[BoundingBox, _Mapping]] = ..., rle: _Optional[_Union[Rle, _Mapping]] = ..., png: _Optional[bytes] = ..., packed_bits: _Optional[_Union[PackedBits, _Mapping]] = ..., polygons: _Optional[_Union[Polygons, _Mapping]] = ...) -> None: ...
 
 class ObjectMasks(_message.Message):
     __slots__ = ("masks", "low_res_logits")
