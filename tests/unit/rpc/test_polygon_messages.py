@@ -16,8 +16,8 @@ from service.decoder.session import StreamSession
 from service.errors import InvalidArgument
 from service.rpc.decoder_convert import query_of_request, response_of_result
 from service.rpc.polygon_messages import ring_of_message
-from service.runtime.polygons import mask_to_polygons
 from service.runtime.mask_summary import summarize_mask
+from service.runtime.polygons import mask_to_polygons
 
 KEY = "sam:m:{" + "0" * 64 + "}"
 
