@@ -136,6 +136,25 @@ class AsyncSegmentStream:
         self.session.remember(request, response)
         return checked(response, raise_on_error)
 
+    async def burst(
+        self, image: ImageRef, prompt_lists: Sequence[Sequence[sam_pb2.Prompt]], **options: Any
+    ) -> list[sam_pb2.SegmentResponse]:
+        """Send one request per prompt list without waiting for answers, each superseding the ones still queued (a
+        dragged point, a slider): the decoder decodes the first and the newest, and answers the rest `superseded`.
+        The answers, in order; the last is always decoded. Not re-sent if the stream ends: raises its status."""
+        requests = [make_request(image, prompts, supersede_queued=True, **options) for prompts in prompt_lists]
+        for request in requests:
+            await self.call.write(request)
+        answers = []
+        for request in requests:
+            response = await self.call.read()
+            if response is grpc.aio.EOF:
+                raise ConnectionError("the decoder closed the stream without answering")
+            if not response.superseded:
+                self.session.remember(request, response)
+            answers.append(response)
+        return answers
+
     async def _send(self, request: sam_pb2.SegmentRequest) -> tuple[sam_pb2.SegmentRequest, sam_pb2.SegmentResponse]:
         """exchange(), opening the stream again on UNAVAILABLE; the request as last sent, and its answer."""
         for attempt in range(self.reopen_attempts + 1):

@@ -88,8 +88,10 @@ def make_request(
     return_logits: bool = False,
     request_id: str = "",
     polygon_tolerance: float = 0.0,
+    supersede_queued: bool = False,
 ) -> sam_pb2.SegmentRequest:
-    """One Segment request; `polygon_tolerance` (pixels) simplifies MASK_FORMAT_POLYGON answers."""
+    """One Segment request; `polygon_tolerance` (pixels) simplifies MASK_FORMAT_POLYGON answers; `supersede_queued`
+    has the stream's queued requests answered `superseded`, undecoded (for bursts: see AsyncSegmentStream.burst)."""
     return sam_pb2.SegmentRequest(
         request_id=request_id,
         image_key=_key_of(image),
@@ -98,6 +100,7 @@ def make_request(
         format=mask_format,  # type: ignore[arg-type]
         return_logits=return_logits,
         polygon_tolerance=polygon_tolerance,
+        supersede_queued=supersede_queued,
     )
 
 

@@ -46,6 +46,10 @@ REQUESTS_REFUSED = Counter(
     "Requests answered RESOURCE_EXHAUSTED by a cost bound, by bound (mask_pixels, answer_bytes).",
     ("bound",),
 )
+REQUESTS_SUPERSEDED = Counter(
+    "sam_decoder_requests_superseded",
+    "Segment requests answered `superseded`, undecoded: a later request on their stream had supersede_queued.",
+)
 LRU_REQUESTS = Counter("sam_decoder_lru_requests", "Embedding lookups in the in-process LRU.", ("result",))
 LRU_BYTES = Gauge("sam_decoder_lru_bytes", "Bytes of embeddings held in the in-process LRU.")
 REDIS_FETCHES = Counter(

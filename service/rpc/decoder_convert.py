@@ -146,3 +146,8 @@ def error_response(request: sam_pb2.SegmentRequest, error: ServiceError) -> sam_
         image_key=cut(request.image_key),
         error=sam_pb2.Error(code=status_code_of(error).value[0], message=message_of(error), field=error.field),
     )
+
+
+def superseded_response(request: sam_pb2.SegmentRequest) -> sam_pb2.SegmentResponse:
+    """The answer to a request a later one superseded before it started: no masks."""
+    return sam_pb2.SegmentResponse(request_id=request.request_id, image_key=cut(request.image_key), superseded=True)

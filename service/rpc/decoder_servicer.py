@@ -11,13 +11,14 @@ from collections.abc import AsyncIterator
 import grpc
 
 from service._proto.sam.v1 import sam_pb2, sam_pb2_grpc
-from service.decoder.metrics import REQUEST_ERRORS, STREAMS_IN_FLIGHT
+from service.decoder.metrics import REQUEST_ERRORS, REQUESTS_SUPERSEDED, STREAMS_IN_FLIGHT
+from service.decoder.pipeline import PipelinedRequests
 from service.decoder.segment import Segmenter, is_in_band
 from service.decoder.session import StreamSession
 from service.errors import ServiceError
 from service.logs import bind_log_context, log_context
 from service.rpc.auth import current_caller
-from service.rpc.decoder_convert import error_response, query_of_request, response_of_result
+from service.rpc.decoder_convert import error_response, query_of_request, response_of_result, superseded_response
 from service.rpc.status import abort_with, domain_error_of, status_code_of
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,8 @@ class DecoderServicer(sam_pb2_grpc.DecoderServicer):
     async def Segment(  # noqa: N802 - the gRPC method name
         self, request_iterator: AsyncIterator[sam_pb2.SegmentRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[sam_pb2.SegmentResponse]:
-        """Requests are answered one after another, which keeps the order and lets `previous` see the last answer.
+        """Requests are answered one after another, which keeps the order and lets `previous` see the last answer;
+        they are read ahead, so that one with `supersede_queued` answers those still queued at once, undecoded.
 
         Streams run concurrently with each other; a cancelled stream's pending decode is dropped with it.
         """
@@ -39,7 +41,11 @@ class DecoderServicer(sam_pb2_grpc.DecoderServicer):
         session = StreamSession()
         tenant = current_caller().tenant
         try:
-            async for request in request_iterator:
+            async for request, superseded in PipelinedRequests(request_iterator, _supersedes):
+                if superseded:
+                    REQUESTS_SUPERSEDED.inc()
+                    yield superseded_response(request)
+                    continue
                 try:
                     with log_context(request_id=request.request_id):
                         response = await self._answer(request, session, tenant)
@@ -67,6 +73,10 @@ class DecoderServicer(sam_pb2_grpc.DecoderServicer):
             return error_response(request, error)
         session.remember(result.image_key, result.best_logits)
         return response_of_result(result)
+
+
+def _supersedes(request: sam_pb2.SegmentRequest) -> bool:
+    return request.supersede_queued
 
 
 def add_decoder_servicer(server: grpc.aio.Server, segmenter: Segmenter) -> None:

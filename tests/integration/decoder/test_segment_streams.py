@@ -16,7 +16,7 @@ from service.runtime.checkpoint import CheckpointInfo
 from service.runtime.prompt_decoder import PromptDecoderRole
 from tests.numerical_contract import LOGITS_ATOL, SCORES_ATOL
 from tests.support.polling import wait_until_async
-from tests.support.reference import Reference, StoredImage, StoreImage
+from tests.support.reference import Reference, StoredImage, StoreImage, assert_matches_reference
 from tests.support.servers import decoder_settings
 
 pytestmark = pytest.mark.slow
@@ -166,3 +166,27 @@ async def test_lru_is_bounded_in_bytes(
         assert (lru.hits, lru.misses) == (1, 3)
     finally:
         await server.stop(grace_seconds=1)
+
+
+async def test_a_burst_of_superseding_requests_costs_at_most_two_decodes(
+    decoder_client: AsyncSamClient, store_image: StoreImage
+) -> None:
+    image, reference = await store_image(48, 64, seed=9)
+    drag = [[make_prompt(points=[(float(5 + 4 * step), 20.0, 1)])] for step in range(10)]
+    prompts_before = REGISTRY.get_sample_value("sam_decoder_prompts_total") or 0.0
+    superseded_before = REGISTRY.get_sample_value("sam_decoder_requests_superseded_total") or 0.0
+    async with decoder_client.open_stream(timeout_seconds=60) as stream:
+        answers = await stream.burst(image.image_key, drag, multimask_output=True, return_logits=True)
+        decodes = (REGISTRY.get_sample_value("sam_decoder_prompts_total") or 0.0) - prompts_before
+        assert decodes <= 2
+        assert [answer.superseded for answer in answers].count(False) == decodes
+        assert (REGISTRY.get_sample_value("sam_decoder_requests_superseded_total") or 0.0) - superseded_before == (
+            10 - decodes
+        )
+        assert not answers[-1].superseded and len(answers[-1].objects[0].masks) == 3
+        assert all(not answer.objects for answer in answers if answer.superseded)
+        last_point = {"point_coords": np.array([[41.0, 20.0]]), "point_labels": np.array([1])}
+        assert_matches_reference(answers[-1].objects[0], reference, **last_point, multimask_output=True)
+        # The session remembers the last decoded answer: `previous` refines the dragged point's final mask.
+        refined = await stream.segment(image.image_key, [make_prompt(points=[(41, 20, 1)], previous=True)])
+        assert len(refined.objects) == 1

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10sam/v1/sam.proto\x12\x06sam.v1\"*\n\tImageSize\x12\x0e\n\x06height\x18\x01 \x01(\r\x12\r\n\x05width\x18\x02 \x01(\r\",\n\x0c\x45mbedRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\r\n\x05model\x18\x02 \x01(\t\"k\n\rEmbedResponse\x12\x11\n\timage_key\x18\x01 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x02 \x01(\x08\x12(\n\roriginal_size\x18\x03 \x01(\x0b\x32\x11.sam.v1.ImageSize\x12\r\n\x05model\x18\x04 \x01(\t\",\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\r\n\x05label\x18\x03 \x01(\x05\"5\n\x03\x42ox\x12\n\n\x02x0\x18\x01 \x01(\x02\x12\n\n\x02y0\x18\x02 \x01(\x02\x12\n\n\x02x1\x18\x03 \x01(\x02\x12\n\n\x02y1\x18\x04 \x01(\x02\"L\n\x0cLowResLogits\x12\x1f\n\x04size\x18\x01 \x01(\x0b\x32\x11.sam.v1.ImageSize\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"Q\n\tMaskInput\x12&\n\x06logits\x18\x01 \x01(\x0b\x32\x14.sam.v1.LowResLogitsH\x00\x12\x12\n\x08previous\x18\x02 \x01(\x08H\x00\x42\x08\n\x06source\"\x89\x01\n\x06Prompt\x12\x1d\n\x06points\x18\x01 \x03(\x0b\x32\r.sam.v1.Point\x12\x1d\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x0b.sam.v1.BoxH\x00\x88\x01\x01\x12*\n\nmask_input\x18\x03 \x01(\x0b\x32\x11.sam.v1.MaskInputH\x01\x88\x01\x01\x42\x06\n\x04_boxB\r\n\x0b_mask_input\"\xc8\x01\n\x0eSegmentRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\timage_key\x18\x02 \x01(\t\x12\x1f\n\x07prompts\x18\x03 \x03(\x0b\x32\x0e.sam.v1.Prompt\x12\x18\n\x10multimask_output\x18\x04 \x01(\x08\x12\"\n\x06\x66ormat\x18\x05 \x01(\x0e\x32\x12.sam.v1.MaskFormat\x12\x15\n\rreturn_logits\x18\x06 \x01(\x08\x12\x19\n\x11polygon_tolerance\x18\x07 \x01(\x02\"6\n\x03Rle\x12\x1f\n\x04size\x18\x01 \x01(\x0b\x32\x11.sam.v1.ImageSize\x12\x0e\n\x06\x63ounts\x18\x02 \x03(\r\";\n\nPackedBits\x12\x1f\n\x04size\x18\x01 \x01(\x0b\x32\x11.sam.v1.ImageSize\x12\x0c\n\x04\x62its\x18\x02 \x01(\x0c\"\x1b\n\x04Ring\x12\x13\n\x0b\x63oordinates\x18\x01 \x03(\r\"F\n\x07Polygon\x12\x1e\n\x08\x65xterior\x18\x01 \x01(\x0b\x32\x0c.sam.v1.Ring\x12\x1b\n\x05holes\x18\x02 \x03(\x0b\x32\x0c.sam.v1.Ring\"N\n\x08Polygons\x12\x1f\n\x04size\x18\x01 \x01(\x0b\x32\x11.sam.v1.ImageSize\x12!\n\x08polygons\x18\x02 \x03(\x0b\x32\x0f.sam.v1.Polygon\"B\n\x0b\x42oundingBox\x12\t\n\x01x\x18\x01 \x01(\r\x12\t\n\x01y\x18\x02 \x01(\r\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r\"\xe7\x01\n\x04Mask\x12\r\n\x05score\x18\x01 \x01(\x02\x12\x17\n\x0fstability_score\x18\x02 \x01(\x02\x12\x0c\n\x04\x61rea\x18\x03 \x01(\x04\x12!\n\x04\x62\x62ox\x18\x04 \x01(\x0b\x32\x13.sam.v1.BoundingBox\x12\x1a\n\x03rle\x18\x05 \x01(\x0b\x32\x0b.sam.v1.RleH\x00\x12\r\n\x03png\x18\x06 \x01(\x0cH\x00\x12)\n\x0bpacked_bits\x18\x07 \x01(\x0b\x32\x12.sam.v1.PackedBitsH\x00\x12$\n\x08polygons\x18\x08 \x01(\x0b\x32\x10.sam.v1.PolygonsH\x00\x42\n\n\x08\x65ncoding\"X\n\x0bObjectMasks\x12\x1b\n\x05masks\x18\x01 \x03(\x0b\x32\x0c.sam.v1.Mask\x12,\n\x0elow_res_logits\x18\x02 \x01(\x0b\x32\x14.sam.v1.LowResLogits\"5\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\"|\n\x0fSegmentResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x07objects\x18\x02 \x03(\x0b\x32\x13.sam.v1.ObjectMasks\x12\x1c\n\x05\x65rror\x18\x03 \x01(\x0b\x32\r.sam.v1.Error\x12\x11\n\timage_key\x18\x04 \x01(\t*\x9f\x01\n\nMaskFormat\x12\x1b\n\x17MASK_FORMAT_UNSPECIFIED\x10\x00\x12\x13\n\x0fMASK_FORMAT_RLE\x10\x01\x12\x13\n\x0fMASK_FORMAT_PNG\x10\x02\x12\x1b\n\x17MASK_FORMAT_PACKED_BITS\x10\x03\x12\x14\n\x10MASK_FORMAT_NONE\x10\x04\x12\x17\n\x13MASK_FORMAT_POLYGON\x10\x05\x32?\n\x07\x45ncoder\x12\x34\n\x05\x45mbed\x12\x14.sam.v1.EmbedRequest\x1a\x15.sam.v1.EmbedResponse2I\n\x07\x44\x65\x63oder\x12>\n\x07Segment\x12\x16.sam.v1.SegmentRequest\x1a\x17.sam.v1.SegmentResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10sam/v1/sam.proto\x12\x06sam.v1\"*\n\tImageSize\x12\x0e\n\x06height\x18\x01 \x01(\r\x12\r\n\x05width\x18\x02 \x01(\r\",\n\x0c\x45mbedRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\r\n\x05model\x18\x02 \x01(\t\"k\n\rEmbedResponse\x12\x11\n\timage_key\x18\x01 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x02 \x01(\x08\x12(\n\roriginal_size\x18\x03 \x01(\x0b\x32\x11.sam.v1.ImageSize\x12\r\n\x05model\x18\x04 \x01(\t\",\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\r\n\x05label\x18\x03 \x01(\x05\"5\n\x03\x42ox\x12\n\n\x02x0\x18\x01 \x01(\x02\x12\n\n\x02y0\x18\x02 \x01(\x02\x12\n\n\x02x1\x18\x03 \x01(\x02\x12\n\n\x02y1\x18\x04 \x01(\x02\"L\n\x0cLowResLogits\x12\x1f\n\x04size\x18\x01 \x01(\x0b\x32\x11.sam.v1.ImageSize\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"Q\n\tMaskInput\x12&\n\x06logits\x18\x01 \x01(\x0b\x32\x14.sam.v1.LowResLogitsH\x00\x12\x12\n\x08previous\x18\x02 \x01(\x08H\x00\x42\x08\n\x06source\"\x89\x01\n\x06Prompt\x12\x1d\n\x06points\x18\x01 \x03(\x0b\x32\r.sam.v1.Point\x12\x1d\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x0b.sam.v1.BoxH\x00\x88\x01\x01\x12*\n\nmask_input\x18\x03 \x01(\x0b\x32\x11.sam.v1.MaskInputH\x01\x88\x01\x01\x42\x06\n\x04_boxB\r\n\x0b_mask_input\"\xe2\x01\n\x0eSegmentRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\timage_key\x18\x02 \x01(\t\x12\x1f\n\x07prompts\x18\x03 \x03(\x0b\x32\x0e.sam.v1.Prompt\x12\x18\n\x10multimask_output\x18\x04 \x01(\x08\x12\"\n\x06\x66ormat\x18\x05 \x01(\x0e\x32\x12.sam.v1.MaskFormat\x12\x15\n\rreturn_logits\x18\x06 \x01(\x08\x12\x19\n\x11polygon_tolerance\x18\x07 \x01(\x02\x12\x18\n\x10supersede_queued\x18\x08 \x01(\x08\"6\n\x03Rle\x12\x1f\n\x04size\x18\x01 \x01(\x0b\x32\x11.sam.v1.ImageSize\x12\x0e\n\x06\x63ounts\x18\x02 \x03(\r\";\n\nPackedBits\x12\x1f\n\x04size\x18\x01 \x01(\x0b\x32\x11.sam.v1.ImageSize\x12\x0c\n\x04\x62its\x18\x02 \x01(\x0c\"\x1b\n\x04Ring\x12\x13\n\x0b\x63oordinates\x18\x01 \x03(\r\"F\n\x07Polygon\x12\x1e\n\x08\x65xterior\x18\x01 \x01(\x0b\x32\x0c.sam.v1.Ring\x12\x1b\n\x05holes\x18\x02 \x03(\x0b\x32\x0c.sam.v1.Ring\"N\n\x08Polygons\x12\x1f\n\x04size\x18\x01 \x01(\x0b\x32\x11.sam.v1.ImageSize\x12!\n\x08polygons\x18\x02 \x03(\x0b\x32\x0f.sam.v1.Polygon\"B\n\x0b\x42oundingBox\x12\t\n\x01x\x18\x01 \x01(\r\x12\t\n\x01y\x18\x02 \x01(\r\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r\"\xe7\x01\n\x04Mask\x12\r\n\x05score\x18\x01 \x01(\x02\x12\x17\n\x0fstability_score\x18\x02 \x01(\x02\x12\x0c\n\x04\x61rea\x18\x03 \x01(\x04\x12!\n\x04\x62\x62ox\x18\x04 \x01(\x0b\x32\x13.sam.v1.BoundingBox\x12\x1a\n\x03rle\x18\x05 \x01(\x0b\x32\x0b.sam.v1.RleH\x00\x12\r\n\x03png\x18\x06 \x01(\x0cH\x00\x12)\n\x0bpacked_bits\x18\x07 \x01(\x0b\x32\x12.sam.v1.PackedBitsH\x00\x12$\n\x08polygons\x18\x08 \x01(\x0b\x32\x10.sam.v1.PolygonsH\x00\x42\n\n\x08\x65ncoding\"X\n\x0bObjectMasks\x12\x1b\n\x05masks\x18\x01 \x03(\x0b\x32\x0c.sam.v1.Mask\x12,\n\x0elow_res_logits\x18\x02 \x01(\x0b\x32\x14.sam.v1.LowResLogits\"5\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\"\x90\x01\n\x0fSegmentResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x07objects\x18\x02 \x03(\x0b\x32\x13.sam.v1.ObjectMasks\x12\x1c\n\x05\x65rror\x18\x03 \x01(\x0b\x32\r.sam.v1.Error\x12\x11\n\timage_key\x18\x04 \x01(\t\x12\x12\n\nsuperseded\x18\x05 \x01(\x08\"\xd2\x03\n\x18SegmentEverythingRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\timage_key\x18\x02 \x01(\t\x12\x17\n\x0fpoints_per_side\x18\x03 \x01(\r\x12\x1d\n\x06points\x18\x04 \x03(\x0b\x32\r.sam.v1.Point\x12\x18\n\x10points_per_batch\x18\x05 \x01(\r\x12\x1c\n\x0fpred_iou_thresh\x18\x06 \x01(\x02H\x00\x88\x01\x01\x12#\n\x16stability_score_thresh\x18\x07 \x01(\x02H\x01\x88\x01\x01\x12#\n\x16stability_score_offset\x18\x08 \x01(\x02H\x02\x88\x01\x01\x12\x1b\n\x0e\x62ox_nms_thresh\x18\t \x01(\x02H\x03\x88\x01\x01\x12\x1c\n\x14min_mask_region_area\x18\n \x01(\r\x12\"\n\x06\x66ormat\x18\x0b \x01(\x0e\x32\x12.sam.v1.MaskFormat\x12\x19\n\x11polygon_tolerance\x18\x0c \x01(\x02\x42\x12\n\x10_pred_iou_threshB\x19\n\x17_stability_score_threshB\x19\n\x17_stability_score_offsetB\x11\n\x0f_box_nms_thresh\"S\n\x12\x45verythingProgress\x12\x13\n\x0bpoints_done\x18\x01 \x01(\r\x12\x14\n\x0cpoints_total\x18\x02 \x01(\r\x12\x12\n\nmasks_kept\x18\x03 \x01(\r\"J\n\x0e\x45verythingMask\x12\x1a\n\x04mask\x18\x01 \x01(\x0b\x32\x0c.sam.v1.Mask\x12\x1c\n\x05point\x18\x02 \x01(\x0b\x32\r.sam.v1.Point\"/\n\x0e\x45verythingDone\x12\r\n\x05masks\x18\x01 \x01(\r\x12\x0e\n\x06points\x18\x02 \x01(\r\"\xbc\x01\n\x19SegmentEverythingResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12.\n\x08progress\x18\x02 \x01(\x0b\x32\x1a.sam.v1.EverythingProgressH\x00\x12(\n\x05masks\x18\x03 \x01(\x0b\x32\x17.sam.v1.EverythingMasksH\x00\x12&\n\x04\x64one\x18\x04 \x01(\x0b\x32\x16.sam.v1.EverythingDoneH\x00\x42\t\n\x07payload\"8\n\x0f\x45verythingMasks\x12%\n\x05masks\x18\x01 \x03(\x0b\x32\x16.sam.v1.EverythingMask*\x9f\x01\n\nMaskFormat\x12\x1b\n\x17MASK_FORMAT_UNSPECIFIED\x10\x00\x12\x13\n\x0fMASK_FORMAT_RLE\x10\x01\x12\x13\n\x0fMASK_FORMAT_PNG\x10\x02\x12\x1b\n\x17MASK_FORMAT_PACKED_BITS\x10\x03\x12\x14\n\x10MASK_FORMAT_NONE\x10\x04\x12\x17\n\x13MASK_FORMAT_POLYGON\x10\x05\x32?\n\x07\x45ncoder\x12\x34\n\x05\x45mbed\x12\x14.sam.v1.EmbedRequest\x1a\x15.sam.v1.EmbedResponse2\xa5\x01\n\x07\x44\x65\x63oder\x12>\n\x07Segment\x12\x16.sam.v1.SegmentRequest\x1a\x17.sam.v1.SegmentResponse(\x01\x30\x01\x12Z\n\x11SegmentEverything\x12 .sam.v1.SegmentEverythingRequest\x1a!.sam.v1.SegmentEverythingResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sam.v1.sam_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MASKFORMAT']._serialized_start=1704
-  _globals['_MASKFORMAT']._serialized_end=1863
+  _globals['_MASKFORMAT']._serialized_start=2679
+  _globals['_MASKFORMAT']._serialized_end=2838
   _globals['_IMAGESIZE']._serialized_start=28
   _globals['_IMAGESIZE']._serialized_end=70
   _globals['_EMBEDREQUEST']._serialized_start=72
@@ -50,29 +50,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROMPT']._serialized_start=490
   _globals['_PROMPT']._serialized_end=627
   _globals['_SEGMENTREQUEST']._serialized_start=630
-  _globals['_SEGMENTREQUEST']._serialized_end=830
-  _globals['_RLE']._serialized_start=832
-  _globals['_RLE']._serialized_end=886
-  _globals['_PACKEDBITS']._serialized_start=888
-  _globals['_PACKEDBITS']._serialized_end=947
-  _globals['_RING']._serialized_start=949
-  _globals['_RING']._serialized_end=976
-  _globals['_POLYGON']._serialized_start=978
-  _globals['_POLYGON']._serialized_end=1048
-  _globals['_POLYGONS']._serialized_start=1050
-  _globals['_POLYGONS']._serialized_end=1128
-  _globals['_BOUNDINGBOX']._serialized_start=1130
-  _globals['_BOUNDINGBOX']._serialized_end=1196
-  _globals['_MASK']._serialized_start=1199
-  _globals['_MASK']._serialized_end=1430
-  _globals['_OBJECTMASKS']._serialized_start=1432
-  _globals['_OBJECTMASKS']._serialized_end=1520
-  _globals['_ERROR']._serialized_start=1522
-  _globals['_ERROR']._serialized_end=1575
-  _globals['_SEGMENTRESPONSE']._serialized_start=1577
-  _globals['_SEGMENTRESPONSE']._serialized_end=1701
-  _globals['_ENCODER']._serialized_start=1865
-  _globals['_ENCODER']._serialized_end=1928
-  _globals['_DECODER']._serialized_start=1930
-  _globals['_DECODER']._serialized_end=2003
+  _globals['_SEGMENTREQUEST']._serialized_end=856
+  _globals['_RLE']._serialized_start=858
+  _globals['_RLE']._serialized_end=912
+  _globals['_PACKEDBITS']._serialized_start=914
+  _globals['_PACKEDBITS']._serialized_end=973
+  _globals['_RING']._serialized_start=975
+  _globals['_RING']._serialized_end=1002
+  _globals['_POLYGON']._serialized_start=1004
+  _globals['_POLYGON']._serialized_end=1074
+  _globals['_POLYGONS']._serialized_start=1076
+  _globals['_POLYGONS']._serialized_end=1154
+  _globals['_BOUNDINGBOX']._serialized_start=1156
+  _globals['_BOUNDINGBOX']._serialized_end=1222
+  _globals['_MASK']._serialized_start=1225
+  _globals['_MASK']._serialized_end=1456
+  _globals['_OBJECTMASKS']._serialized_start=1458
+  _globals['_OBJECTMASKS']._serialized_end=1546
+  _globals['_ERROR']._serialized_start=1548
+  _globals['_ERROR']._serialized_end=1601
+  _globals['_SEGMENTRESPONSE']._serialized_start=1604
+  _globals['_SEGMENTRESPONSE']._serialized_end=1748
+  _globals['_SEGMENTEVERYTHINGREQUEST']._serialized_start=1751
+  _globals['_SEGMENTEVERYTHINGREQUEST']._serialized_end=2217
+  _globals['_EVERYTHINGPROGRESS']._serialized_start=2219
+  _globals['_EVERYTHINGPROGRESS']._serialized_end=2302
+  _globals['_EVERYTHINGMASK']._serialized_start=2304
+  _globals['_EVERYTHINGMASK']._serialized_end=2378
+  _globals['_EVERYTHINGDONE']._serialized_start=2380
+  _globals['_EVERYTHINGDONE']._serialized_end=2427
+  _globals['_SEGMENTEVERYTHINGRESPONSE']._serialized_start=2430
+  _globals['_SEGMENTEVERYTHINGRESPONSE']._serialized_end=2618
+  _globals['_EVERYTHINGMASKS']._serialized_start=2620
+  _globals['_EVERYTHINGMASKS']._serialized_end=2676
+  _globals['_ENCODER']._serialized_start=2840
+  _globals['_ENCODER']._serialized_end=2903
+  _globals['_DECODER']._serialized_start=2906
+  _globals['_DECODER']._serialized_end=3071
 # @@protoc_insertion_point(module_scope)

@@ -101,7 +101,7 @@ class Prompt(_message.Message):
     def __init__(self, points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., mask_input: _Optional[_Union[MaskInput, _Mapping]] = ...) -> None: ...
 
 class SegmentRequest(_message.Message):
-    __slots__ = ("request_id", "image_key", "prompts", "multimask_output", "format", "return_logits", "polygon_tolerance")
+    __slots__ = ("request_id", "image_key", "prompts", "multimask_output", "format", "return_logits", "polygon_tolerance", "supersede_queued")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_KEY_FIELD_NUMBER: _ClassVar[int]
     PROMPTS_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +109,7 @@ class SegmentRequest(_message.Message):
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     RETURN_LOGITS_FIELD_NUMBER: _ClassVar[int]
     POLYGON_TOLERANCE_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDE_QUEUED_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     image_key: str
     prompts: _containers.RepeatedCompositeFieldContainer[Prompt]
@@ -116,7 +117,8 @@ class SegmentRequest(_message.Message):
     format: MaskFormat
     return_logits: bool
     polygon_tolerance: float
-    def __init__(self, request_id: _Optional[str] = ..., image_key: _Optional[str] = ..., prompts: _Optional[_Iterable[_Union[Prompt, _Mapping]]] = ..., multimask_output: _Optional[bool] = ..., format: _Optional[_Union[MaskFormat, str]] = ..., return_logits: _Optional[bool] = ..., polygon_tolerance: _Optional[float] = ...) -> None: ...
+    supersede_queued: bool
+    def __init__(self, request_id: _Optional[str] = ..., image_key: _Optional[str] = ..., prompts: _Optional[_Iterable[_Union[Prompt, _Mapping]]] = ..., multimask_output: _Optional[bool] = ..., format: _Optional[_Union[MaskFormat, str]] = ..., return_logits: _Optional[bool] = ..., polygon_tolerance: _Optional[float] = ..., supersede_queued: _Optional[bool] = ...) -> None: ...
 
 class Rle(_message.Message):
     __slots__ = ("size", "counts")
@@ -207,13 +209,87 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., field: _Optional[str] = ...) -> None: ...
 
 class SegmentResponse(_message.Message):
-    __slots__ = ("request_id", "objects", "error", "image_key")
+    __slots__ = ("request_id", "objects", "error", "image_key", "superseded")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     IMAGE_KEY_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDED_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     objects: _containers.RepeatedCompositeFieldContainer[ObjectMasks]
     error: Error
     image_key: str
-    def __init__(self, request_id: _Optional[str] = ..., objects: _Optional[_Iterable[_Union[ObjectMasks, _Mapping]]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., image_key: _Optional[str] = ...) -> None: ...
+    superseded: bool
+    def __init__(self, request_id: _Optional[str] = ..., objects: _Optional[_Iterable[_Union[ObjectMasks, _Mapping]]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., image_key: _Optional[str] = ..., superseded: _Optional[bool] = ...) -> None: ...
+
+class SegmentEverythingRequest(_message.Message):
+    __slots__ = ("request_id", "image_key", "points_per_side", "points", "points_per_batch", "pred_iou_thresh", "stability_score_thresh", "stability_score_offset", "box_nms_thresh", "min_mask_region_area", "format", "polygon_tolerance")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_KEY_FIELD_NUMBER: _ClassVar[int]
+    POINTS_PER_SIDE_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    POINTS_PER_BATCH_FIELD_NUMBER: _ClassVar[int]
+    PRED_IOU_THRESH_FIELD_NUMBER: _ClassVar[int]
+    STABILITY_SCORE_THRESH_FIELD_NUMBER: _ClassVar[int]
+    STABILITY_SCORE_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    BOX_NMS_THRESH_FIELD_NUMBER: _ClassVar[int]
+    MIN_MASK_REGION_AREA_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    POLYGON_TOLERANCE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    image_key: str
+    points_per_side: int
+    points: _containers.RepeatedCompositeFieldContainer[Point]
+    points_per_batch: int
+    pred_iou_thresh: float
+    stability_score_thresh: float
+    stability_score_offset: float
+    box_nms_thresh: float
+    min_mask_region_area: int
+    format: MaskFormat
+    polygon_tolerance: float
+    def __init__(self, request_id: _Optional[str] = ..., image_key: _Optional[str] = ..., points_per_side: _Optional[int] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., points_per_batch: _Optional[int] = ..., pred_iou_thresh: _Optional[float] = ..., stability_score_thresh: _Optional[float] = ..., stability_score_offset: _Optional[float] = ..., box_nms_thresh: _Optional[float] = ..., min_mask_region_area: _Optional[int] = ..., format: _Optional[_Union[MaskFormat, str]] = ..., polygon_tolerance: _Optional[float] = ...) -> None: ...
+
+class EverythingProgress(_message.Message):
+    __slots__ = ("points_done", "points_total", "masks_kept")
+    POINTS_DONE_FIELD_NUMBER: _ClassVar[int]
+    POINTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    MASKS_KEPT_FIELD_NUMBER: _ClassVar[int]
+    points_done: int
+    points_total: int
+    masks_kept: int
+    def __init__(self, points_done: _Optional[int] = ..., points_total: _Optional[int] = ..., masks_kept: _Optional[int] = ...) -> None: ...
+
+class EverythingMask(_message.Message):
+    __slots__ = ("mask", "point")
+    MASK_FIELD_NUMBER: _ClassVar[int]
+    POINT_FIELD_NUMBER: _ClassVar[int]
+    mask: Mask
+    point: Point
+    def __init__(self, mask: _Optional[_Union[Mask, _Mapping]] = ..., point: _Optional[_Union[Point, _Mapping]] = ...) -> None: ...
+
+class EverythingDone(_message.Message):
+    __slots__ = ("masks", "points")
+    MASKS_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    masks: int
+    points: int
+    def __init__(self, masks: _Optional[int] = ..., points: _Optional[int] = ...) -> None: ...
+
+class SegmentEverythingResponse(_message.Message):
+    __slots__ = ("request_id", "progress", "masks", "done")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    MASKS_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    progress: EverythingProgress
+    masks: EverythingMasks
+    done: EverythingDone
+    def __init__(self, request_id: _Optional[str] = ..., progress: _Optional[_Union[EverythingProgress, _Mapping]] = ..., masks: _Optional[_Union[EverythingMasks, _Mapping]] = ..., done: _Optional[_Union[EverythingDone, _Mapping]] = ...) -> None: ...
+
+class EverythingMasks(_message.Message):
+    __slots__ = ("masks",)
+    MASKS_FIELD_NUMBER: _ClassVar[int]
+    masks: _containers.RepeatedCompositeFieldContainer[EverythingMask]
+    def __init__(self, masks: _Optional[_Iterable[_Union[EverythingMask, _Mapping]]] = ...) -> None: ...

@@ -119,6 +119,11 @@ class DecoderStub:
                 request_serializer=sam_dot_v1_dot_sam__pb2.SegmentRequest.SerializeToString,
                 response_deserializer=sam_dot_v1_dot_sam__pb2.SegmentResponse.FromString,
                 _registered_method=True)
+        self.SegmentEverything = channel.unary_stream(
+                '/sam.v1.Decoder/SegmentEverything',
+                request_serializer=sam_dot_v1_dot_sam__pb2.SegmentEverythingRequest.SerializeToString,
+                response_deserializer=sam_dot_v1_dot_sam__pb2.SegmentEverythingResponse.FromString,
+                _registered_method=True)
 
 
 class DecoderServicer:
@@ -140,6 +145,18 @@ class DecoderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SegmentEverything(self, request, context):
+        """Segment everything: SAM's automatic mask generator (segment_anything.SamAutomaticMaskGenerator, no crops)
+        over a cached image, its point grid decoded in batches on the same engine as Segment's streams (so it
+        shares the decoder fairly, stops when cancelled or past its deadline, and has a cost bound). The stream
+        sends progress while batches run, then the surviving masks, a few per message, then `done`. Errors end
+        the stream with their status: INVALID_ARGUMENT (a parameter, naming it), NOT_FOUND (the key),
+        RESOURCE_EXHAUSTED (points x 3 masks x image pixels over --max-everything-mask-pixels), DATA_LOSS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DecoderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -147,6 +164,11 @@ def add_DecoderServicer_to_server(servicer, server):
                     servicer.Segment,
                     request_deserializer=sam_dot_v1_dot_sam__pb2.SegmentRequest.FromString,
                     response_serializer=sam_dot_v1_dot_sam__pb2.SegmentResponse.SerializeToString,
+            ),
+            'SegmentEverything': grpc.unary_stream_rpc_method_handler(
+                    servicer.SegmentEverything,
+                    request_deserializer=sam_dot_v1_dot_sam__pb2.SegmentEverythingRequest.FromString,
+                    response_serializer=sam_dot_v1_dot_sam__pb2.SegmentEverythingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -177,6 +199,33 @@ class Decoder:
             '/sam.v1.Decoder/Segment',
             sam_dot_v1_dot_sam__pb2.SegmentRequest.SerializeToString,
             sam_dot_v1_dot_sam__pb2.SegmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SegmentEverything(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sam.v1.Decoder/SegmentEverything',
+            sam_dot_v1_dot_sam__pb2.SegmentEverythingRequest.SerializeToString,
+            sam_dot_v1_dot_sam__pb2.SegmentEverythingResponse.FromString,
             options,
             channel_credentials,
             insecure,
