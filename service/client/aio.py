@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -19,6 +19,8 @@ from service.client.messages import (
     call_metadata,
     checked,
     embedded_image_of,
+    everything_masks_of,
+    make_everything_request,
     make_request,
     reopen_delay_seconds,
     should_reopen,
@@ -55,6 +57,28 @@ class AsyncSamClient:
             sam_pb2.EmbedRequest(image=image_bytes, model=self.model), timeout=timeout_seconds, metadata=self.metadata
         )
         return embedded_image_of(image_bytes, response)
+
+    async def segment_everything(
+        self,
+        image: ImageRef,
+        *,
+        timeout_seconds: float | None = None,
+        on_progress: Callable[[sam_pb2.EverythingProgress], None] | None = None,
+        **parameters: Any,
+    ) -> list[sam_pb2.EverythingMask]:
+        """Every mask of `image` (SamAutomaticMaskGenerator's; `parameters` as make_everything_request), in AMG's
+        order; `on_progress` sees each progress message. Errors raise grpc.aio.AioRpcError."""
+        if self._decoder_channel is None:
+            raise ValueError("this client has no decoder target")
+        call = sam_pb2_grpc.DecoderStub(self._decoder_channel).SegmentEverything(
+            make_everything_request(image, **parameters), timeout=timeout_seconds, metadata=self.metadata
+        )
+        responses = []
+        async for response in call:
+            if response.HasField("progress") and on_progress is not None:
+                on_progress(response.progress)
+            responses.append(response)
+        return everything_masks_of(responses)
 
     def open_stream(
         self, timeout_seconds: float | None = None, reopen_attempts: int = DEFAULT_REOPEN_ATTEMPTS

@@ -104,6 +104,49 @@ def make_request(
     )
 
 
+def make_everything_request(
+    image: ImageRef,
+    *,
+    points_per_side: int = 0,
+    points: Sequence[tuple[float, float]] = (),
+    points_per_batch: int = 0,
+    pred_iou_thresh: float | None = None,
+    stability_score_thresh: float | None = None,
+    stability_score_offset: float | None = None,
+    box_nms_thresh: float | None = None,
+    min_mask_region_area: int = 0,
+    mask_format: int = sam_pb2.MASK_FORMAT_RLE,
+    polygon_tolerance: float = 0.0,
+    request_id: str = "",
+) -> sam_pb2.SegmentEverythingRequest:
+    """A SegmentEverything request: SamAutomaticMaskGenerator's parameters; None or 0 leaves AMG's default."""
+    request = sam_pb2.SegmentEverythingRequest(
+        request_id=request_id,
+        image_key=_key_of(image),
+        points_per_side=points_per_side,
+        points=[sam_pb2.Point(x=x, y=y, label=1) for x, y in points],
+        points_per_batch=points_per_batch,
+        min_mask_region_area=min_mask_region_area,
+        format=mask_format,  # type: ignore[arg-type]
+        polygon_tolerance=polygon_tolerance,
+    )
+    thresholds = {
+        "pred_iou_thresh": pred_iou_thresh,
+        "stability_score_thresh": stability_score_thresh,
+        "stability_score_offset": stability_score_offset,
+        "box_nms_thresh": box_nms_thresh,
+    }
+    for name, value in thresholds.items():
+        if value is not None:
+            setattr(request, name, value)
+    return request
+
+
+def everything_masks_of(responses: Sequence[sam_pb2.SegmentEverythingResponse]) -> list[sam_pb2.EverythingMask]:
+    """Every mask of a SegmentEverything call's responses, in order."""
+    return [mask for response in responses if response.HasField("masks") for mask in response.masks.masks]
+
+
 def mask_of(mask: sam_pb2.Mask) -> np.ndarray:
     """The full-resolution (H, W) boolean mask, whichever encoding it came in."""
     encoding = mask.WhichOneof("encoding")

@@ -1,6 +1,9 @@
-"""Pictures of masks over their image, for people: the best mask, or every mask side by side with scores."""
+"""Pictures of masks over their image, for people: the best mask, every mask side by side with scores, or all the
+masks of segment-everything in distinct colours."""
 
 from __future__ import annotations
+
+import colorsys
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -60,3 +63,17 @@ def overlay_all(
         )
         sheet.paste(panel, (index * width, 0))
     return sheet
+
+
+def distinct_color(index: int) -> tuple[int, int, int]:
+    """The `index`-th of a sequence of saturated colours, each far in hue from the ones just before it."""
+    red, green, blue = colorsys.hsv_to_rgb((index * 0.618033988749895) % 1.0, 0.85, 0.95)
+    return (round(red * 255), round(green * 255), round(blue * 255))
+
+
+def overlay_everything(rgb: np.ndarray, masks: list[np.ndarray]) -> Image.Image:
+    """Every mask tinted in its own colour, the largest first so that smaller ones stay visible on top."""
+    out = rgb
+    for index in sorted(range(len(masks)), key=lambda index: -int(masks[index].sum())):
+        out = tint(out, masks[index], distinct_color(index))
+    return Image.fromarray(out)

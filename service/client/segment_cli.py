@@ -40,8 +40,8 @@ def register(subparsers: Any) -> None:
         help="Segment one object in an image on the running stack; write an overlay PNG and/or JSON.",
         description=(
             "Embeds IMAGE with the encoder, sends the prompt to the decoder, and writes an overlay of the best mask "
-            "(--all: the three masks with their scores) to --out, and/or prints JSON (scores, bbox, area and each mask as "
-            "COCO RLE or, with --polygons, as polygons)."
+            "(--all: the three masks with their scores; --everything: every mask of the image, no prompt) to --out, "
+            "and/or prints JSON (scores, bbox, area and each mask as COCO RLE or, with --polygons, as polygons)."
         ),
     )
     parser.add_argument("image", type=Path, help="the image file")
@@ -53,6 +53,21 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--out", type=Path, help="write the overlay PNG here")
     parser.add_argument("--all", action="store_true", help="ask for three masks and draw them all with their scores")
     parser.add_argument("--json", action="store_true", help="print the answer as JSON on stdout")
+    parser.add_argument(
+        "--everything",
+        action="store_true",
+        help="segment everything instead of one object (Decoder/SegmentEverything, SAM's automatic mask generator): "
+        "no prompt; --out draws every mask in its own colour, --json lists them with the point that gave each",
+    )
+    parser.add_argument(
+        "--points-per-side", type=int, default=32, metavar="N", help="with --everything: an N x N point grid (32)"
+    )
+    parser.add_argument(
+        "--pred-iou-thresh", type=float, metavar="T", help="with --everything: keep masks scored above T (0.88)"
+    )
+    parser.add_argument(
+        "--stability-score-thresh", type=float, metavar="T", help="with --everything: keep masks this stable (0.95)"
+    )
     parser.add_argument(
         "--polygons",
         action="store_true",
@@ -83,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(ClientSettings, args)
     configure_logging(settings.log_level, settings.log_format)
+    if args.everything:
+        return run_everything(args, settings)
     if not args.point and args.box is None:
         print("give at least one --point or a --box", file=sys.stderr)
         return 2
@@ -131,6 +148,70 @@ def run(args: argparse.Namespace) -> int:
         draw(rgb, masks, scores, list(args.point), args.box).save(args.out, format="PNG")
     if args.json:
         print(json.dumps(answer_json(image.image_key, image.original_size, image.model, masks_proto)))
+    return 0
+
+
+def run_everything(args: argparse.Namespace, settings: ClientSettings) -> int:
+    """`samsvc segment --everything`: every mask of the image, drawn in distinct colours and/or as JSON."""
+    import grpc
+
+    from service._proto.sam.v1 import sam_pb2
+    from service.client import SamClient, mask_of
+    from service.client.overlay import overlay_everything
+    from service.errors import ServiceError
+    from service.runtime.image_file import decode_image
+
+    if args.out is None and not args.json:
+        print("nothing to do: give --out PATH and/or --json", file=sys.stderr)
+        return 2
+    image_bytes = args.image.read_bytes()
+
+    def progress(update: sam_pb2.EverythingProgress) -> None:
+        print(
+            f"\rpoints {update.points_done}/{update.points_total}, masks kept {update.masks_kept}",
+            end="" if update.points_done < update.points_total else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    try:
+        credentials = None
+        if settings.uses_tls:
+            from service.rpc.tls import channel_credentials
+
+            credentials = channel_credentials(settings.tls_ca_file, settings.tls_cert_file, settings.tls_key_file)
+        with SamClient(
+            settings.encoder, settings.decoder, token=settings.auth_token or "", credentials=credentials
+        ) as client:
+            image = client.embed(image_bytes, timeout_seconds=settings.timeout_seconds)
+            masks_proto = client.segment_everything(
+                image,
+                timeout_seconds=settings.timeout_seconds,
+                on_progress=progress,
+                points_per_side=args.points_per_side,
+                pred_iou_thresh=args.pred_iou_thresh,
+                stability_score_thresh=args.stability_score_thresh,
+                mask_format=sam_pb2.MASK_FORMAT_POLYGON if args.polygons else sam_pb2.MASK_FORMAT_RLE,
+                polygon_tolerance=args.polygon_tolerance,
+            )
+    except ValueError as error:
+        print(f"samsvc segment: {error}", file=sys.stderr)
+        return 2
+    except grpc.RpcError as error:
+        print(f"samsvc segment: {error.code().name}: {error.details()}", file=sys.stderr)
+        return 1
+    if args.out is not None:
+        try:
+            rgb = decode_image(image_bytes)
+        except ServiceError as error:
+            print(f"samsvc segment: cannot draw on the image: {error}", file=sys.stderr)
+            return 1
+        overlay_everything(rgb, [mask_of(mask.mask) for mask in masks_proto]).save(args.out, format="PNG")
+    if args.json:
+        answer = answer_json(image.image_key, image.original_size, image.model, [mask.mask for mask in masks_proto])
+        for entry, mask in zip(answer["masks"], masks_proto, strict=True):
+            entry["point"] = [mask.point.x, mask.point.y]
+        print(json.dumps(answer))
     return 0
 
 

@@ -43,8 +43,15 @@ PIECES_CANCELLED = Counter(
 )
 REQUESTS_REFUSED = Counter(
     "sam_decoder_requests_refused",
-    "Requests answered RESOURCE_EXHAUSTED by a cost bound, by bound (mask_pixels, answer_bytes).",
+    "Requests answered RESOURCE_EXHAUSTED by a cost bound, by bound (mask_pixels, answer_bytes; "
+    "everything_mask_pixels: a SegmentEverything call).",
     ("bound",),
+)
+EVERYTHING_POINTS = Counter("sam_decoder_everything_points", "Points of SegmentEverything grids decoded.")
+EVERYTHING_CALLS = Counter(
+    "sam_decoder_everything_calls",
+    "SegmentEverything calls, by outcome (done, refused, cancelled, failed).",
+    ("outcome",),
 )
 REQUESTS_SUPERSEDED = Counter(
     "sam_decoder_requests_superseded",
@@ -72,5 +79,7 @@ for _result in ("found", "not_found", "damaged"):
     REDIS_FETCHES.labels(_result)
 for _kind in PIECE_KINDS:
     PIECE_SECONDS.labels(_kind)
-for _bound in ("mask_pixels", "answer_bytes"):
+for _outcome in ("done", "refused", "cancelled", "failed"):
+    EVERYTHING_CALLS.labels(_outcome)
+for _bound in ("mask_pixels", "answer_bytes", "everything_mask_pixels"):
     REQUESTS_REFUSED.labels(_bound)

@@ -16,7 +16,7 @@ from service.decoder.embedding_source import EmbeddingSource
 from service.decoder.engine.limits import CostLimits, cost_refusal
 from service.decoder.engine.scheduler import DecodeEngine
 from service.decoder.engine.work import SegmentWork
-from service.decoder.mask_encoding import ObjectResult
+from service.decoder.mask_encoding import EncodedMask, ObjectResult
 from service.decoder.metrics import REQUESTS_REFUSED
 from service.decoder.query import SegmentQuery
 from service.errors import CorruptEmbedding, InvalidArgument, NotFound, ResourceExhausted, ServiceError
@@ -100,6 +100,6 @@ def result_of_work(work: SegmentWork) -> SegmentResult:
         low_res = work.low_res[index]
         assert low_res is not None
         best_logits.append(np.ascontiguousarray(logits[int(np.argmax(low_res.scores))]))
-        encoded = tuple(mask for mask in masks if mask is not None)
+        encoded = tuple(mask for mask in masks if isinstance(mask, EncodedMask))
         objects.append(ObjectResult(encoded, logits if work.query.return_logits else None))
     return SegmentResult(work.query.request_id, work.query.image_key, tuple(objects), tuple(best_logits))

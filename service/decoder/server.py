@@ -17,6 +17,7 @@ from service.decoder.embedding_lru import EmbeddingLru
 from service.decoder.embedding_source import EmbeddingSource
 from service.decoder.engine.limits import CostLimits
 from service.decoder.engine.scheduler import DecodeEngine
+from service.decoder.everything import EverythingLimits, EverythingSegmenter
 from service.decoder.segment import Segmenter
 from service.decoder.settings import DecoderSettings
 from service.metrics import start_metrics_server
@@ -109,9 +110,6 @@ async def start_decoder_server(
     exposure = exposure_of(settings)
     roles = list(decoder_roles) if decoder_roles is not None else await asyncio.to_thread(load_decoder_roles, settings)
     backends = await asyncio.to_thread(make_backends, settings, roles)
-    if settings.decode_workers > 1:
-        # Each worker upscales masks with torch: one thread each, so that the workers do not fight over the cores.
-        torch.set_num_threads(max(1, engine_threads(settings) // settings.decode_workers))
     store = EmbeddingStore(
         connect_redis(settings.redis_url, settings.redis_password, ca_file=settings.redis_tls_ca_file), ttl_seconds=0
     )
@@ -120,8 +118,9 @@ async def start_decoder_server(
     limits = PromptLimits(max_points=settings.max_points, max_objects=settings.max_objects)
     costs = CostLimits(settings.max_mask_pixels, DEFAULT_MAX_MESSAGE_BYTES - ANSWER_HEADROOM_BYTES)
     segmenter = Segmenter(source, backends, limits, costs, engine)
+    everything = EverythingSegmenter(source, backends, EverythingLimits(settings.max_everything_mask_pixels), engine)
     running = await start_server(
-        lambda server: add_decoder_servicer(server, segmenter),
+        lambda server: add_decoder_servicer(server, segmenter, everything),
         [SERVICE_NAMES["Decoder"]],
         settings.host,
         settings.port,
@@ -146,6 +145,10 @@ async def serve(settings: DecoderSettings) -> None:
     """Run until SIGTERM/SIGINT, then drain."""
     log.info("decoder settings:\n%s", describe_settings(settings))
     start_metrics_server(settings.metrics_port, settings.metrics_host)
+    if settings.decode_workers > 1:
+        # Each worker upscales masks with torch: a share of the cores each, so that the workers do not fight over them
+        # (set here, for the process, not in start_decoder_server: tests run servers inside their own process).
+        torch.set_num_threads(max(1, engine_threads(settings) // settings.decode_workers))
     server = await start_decoder_server(settings)
     await wait_for_stop_signal()
     await server.stop()

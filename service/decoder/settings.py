@@ -34,6 +34,11 @@ class DecoderSettings(ServiceSettings):
         "Objects x masks x image pixels allowed per request (12 masks of a 7000x7000 image); more is refused "
         "RESOURCE_EXHAUSTED in-band before any work.",
     )
+    max_everything_mask_pixels: int = setting(
+        40_000_000_000,
+        "Points x 3 masks x image pixels allowed per SegmentEverything call (AMG's default 32x32 grid on a "
+        "12-megapixel photo); more is refused RESOURCE_EXHAUSTED.",
+    )
     decode_workers: int = setting(2, "Threads of the decode engine (about one per core the decoder may use).")
     decode_max_batch: int = setting(1, "Prompts (of any requests) decoded together in one mask decoder call.")
     decode_piece_pixels: int = setting(

@@ -37,9 +37,7 @@ def query_of_request(request: sam_pb2.SegmentRequest, session: StreamSession) ->
     naming the field when the request cannot even be read as prompts."""
     if not request.image_key:
         raise InvalidArgument("is empty; pass the image_key that Encoder.Embed returned", "image_key")
-    encoding = _ENCODING_OF_FORMAT.get(request.format)
-    if encoding is None:
-        raise InvalidArgument(f"is {request.format}, not a known MaskFormat", "format")
+    encoding = encoding_of_format(request.format)
     prompts = tuple(
         prompt_of_message(prompt, index, request.image_key, session) for index, prompt in enumerate(request.prompts)
     )
@@ -52,6 +50,13 @@ def query_of_request(request: sam_pb2.SegmentRequest, session: StreamSession) ->
         return_logits=request.return_logits,
         polygon_tolerance=checked_tolerance(request.polygon_tolerance),
     )
+
+
+def encoding_of_format(mask_format: int) -> MaskEncoding:
+    encoding = _ENCODING_OF_FORMAT.get(mask_format)  # type: ignore[call-overload]
+    if encoding is None:
+        raise InvalidArgument(f"is {mask_format}, not a known MaskFormat", "format")
+    return encoding
 
 
 def prompt_of_message(prompt: sam_pb2.Prompt, index: int, image_key: str, session: StreamSession) -> Prompt:

@@ -21,10 +21,13 @@ class MaskSummary:
     bbox: tuple[int, int, int, int]  # COCO x, y, width, height; zeros for an empty mask
 
 
-def summarize_mask(logits: np.ndarray) -> MaskSummary:
-    """Threshold (> 0), stability score (the counts above ±1 divided as `calculate_stability_score` does: both
-    counts rounded to float32, then one float32 division), area and bbox of (H, W) float32 logits."""
+def summarize_mask(logits: np.ndarray, stability_offset: float = STABILITY_SCORE_OFFSET) -> MaskSummary:
+    """Threshold (> 0), stability score (the counts above ±offset divided as `calculate_stability_score` does:
+    both counts rounded to float32, then one float32 division), area and bbox of (H, W) float32 logits."""
     rows, columns = logits.shape
+    # The thresholds in float32, as torch compares a float32 tensor with a Python float.
+    high = np.float32(MASK_THRESHOLD + stability_offset)
+    low = np.float32(MASK_THRESHOLD - stability_offset)
     mask = np.empty((rows, columns), dtype=bool)
     band_rows = max(1, _BAND_PIXELS // max(columns, 1))
     above_high = above_low = 0
@@ -34,8 +37,8 @@ def summarize_mask(logits: np.ndarray) -> MaskSummary:
         band = logits[start : start + band_rows]
         inside = mask[start : start + band_rows]
         np.greater(band, MASK_THRESHOLD, out=inside)
-        above_high += int(np.count_nonzero(band > MASK_THRESHOLD + STABILITY_SCORE_OFFSET))
-        above_low += int(np.count_nonzero(band > MASK_THRESHOLD - STABILITY_SCORE_OFFSET))
+        above_high += int(np.count_nonzero(band > high))
+        above_low += int(np.count_nonzero(band > low))
         row_hits[start : start + band_rows] = inside.any(axis=1)
         column_hits |= inside.any(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):

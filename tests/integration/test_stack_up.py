@@ -139,6 +139,25 @@ def test_up_serves_real_masks_by_default_segment_and_clean_stop(default_stack: U
     if mask["area"]:
         assert [int(v) for v in coco_mask.toBbox(rle)] == mask["bbox"]
 
+    everything_path = tmp_path / "everything.png"
+    result = subprocess.run(
+        [*SAMSVC, "segment", str(image_path), "--everything", "--points-per-side", "8", "--pred-iou-thresh", "0.5",
+         "--stability-score-thresh", "0.8", "--out", str(everything_path), "--json", "--encoder", targets["encoder"],
+         "--decoder", targets["decoder"]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "points 64/64" in result.stderr
+    everything = json.loads(result.stdout)
+    for mask in everything["masks"]:
+        assert len(mask["point"]) == 2 and mask["score"] > 0.5 and mask["stability_score"] >= 0.8
+        assert int(coco_mask.area(coco_mask.frPyObjects(mask["rle"], 240, 320))) == mask["area"]
+    drawn = np.asarray(Image.open(everything_path).convert("RGB"))
+    assert drawn.shape == rgb.shape
+    assert (np.count_nonzero(np.any(drawn != rgb, axis=2)) > 0) == any(mask["area"] for mask in everything["masks"])
+
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=90)
     assert process.returncode == 0, output

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from service.cache.codec import StoredEmbedding
+from service.constants import STABILITY_SCORE_OFFSET
 from service.decoder.mask_encoding import EncodedMask, encode_mask
 from service.decoder.query import SegmentQuery
 from service.errors import ResourceExhausted, ServiceError
@@ -28,6 +29,33 @@ from service.runtime.prompt_decoder import LowResPrediction
 MaskIndex = tuple[int, int]  # (object, mask)
 
 
+@dataclass(frozen=True)
+class MaskFilter:
+    """Which masks a request keeps, as SamAutomaticMaskGenerator filters them: predicted IoU above `min_score`
+    (checked before upscaling: a dropped mask costs nothing more) and stability score at least `min_stability`
+    (each test off at 0), the stability score taken at ±`stability_offset`."""
+
+    min_score: float
+    min_stability: float
+    stability_offset: float
+
+    def keeps_score(self, score: float) -> bool:
+        return self.min_score <= 0.0 or score > self.min_score
+
+    def keeps_stability(self, stability: float) -> bool:
+        return self.min_stability <= 0.0 or stability >= self.min_stability
+
+
+class _Dropped:
+    """The marker of a mask a MaskFilter dropped."""
+
+    def __repr__(self) -> str:
+        return "DROPPED"
+
+
+DROPPED = _Dropped()
+
+
 @dataclass(eq=False)
 class SegmentWork:
     """A request's state in the engine. Changed only under the engine's lock (by whichever worker runs a piece)."""
@@ -37,6 +65,8 @@ class SegmentWork:
     stored: StoredEmbedding
     backend: DecoderBackend
     answer_limit_bytes: int
+    keep: MaskFilter | None = None  # None: every mask is kept
+    decode_batch: int = 0  # prompts per decode piece; 0: the engine's batch
     arrived: float = field(default_factory=time.perf_counter)
     attained_seconds: float = 0.0  # worker time spent on it so far: the least served request goes first
     outstanding: int = 0  # its pieces queued or running
@@ -44,7 +74,7 @@ class SegmentWork:
     failure: ServiceError | None = None
     answer_bytes: int = 0
     low_res: list[LowResPrediction | None] = field(default_factory=list)
-    masks: list[list[EncodedMask | None]] = field(default_factory=list)
+    masks: list[list[EncodedMask | _Dropped | None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.low_res = [None] * len(self.query.prompts)
@@ -104,7 +134,8 @@ Piece = DecodePiece | MaskPiece
 
 
 def decode_pieces(work: SegmentWork, max_batch: int) -> list[DecodePiece]:
-    """The request's prompts in pieces of at most `max_batch`."""
+    """The request's prompts in pieces of at most `max_batch` (or the request's own decode batch)."""
+    max_batch = work.decode_batch or max_batch
     objects = range(len(work.query.prompts))
     return [DecodePiece(work, tuple(objects[start : start + max_batch])) for start in range(0, len(objects), max_batch)]
 
@@ -116,33 +147,39 @@ def mask_groups(work: SegmentWork, objects: Sequence[int], piece_pixels: int) ->
     return [tuple(masks[start : start + per_group]) for start in range(0, len(masks), per_group)]
 
 
-def encode_masks(work: SegmentWork, masks: Sequence[MaskIndex]) -> list[tuple[MaskIndex, EncodedMask]]:
+def encode_masks(work: SegmentWork, masks: Sequence[MaskIndex]) -> list[tuple[MaskIndex, EncodedMask | _Dropped]]:
     """Upscale, summarise and encode `masks` (run on a worker, outside the engine's lock): one full-size float map at
-    a time, dropped as soon as its mask is encoded."""
+    a time, dropped as soon as its mask is encoded; masks the request's filter drops are not encoded."""
     info = work.stored.info
     arch = work.arch
-    encoded = []
+    keep = work.keep
+    offset = keep.stability_offset if keep is not None else STABILITY_SCORE_OFFSET
+    encoded: list[tuple[MaskIndex, EncodedMask | _Dropped]] = []
     for index, mask in masks:
         low_res = work.low_res[index]
         assert low_res is not None
+        score = float(low_res.scores[mask])
+        if keep is not None and not keep.keeps_score(score):
+            encoded.append(((index, mask), DROPPED))
+            continue
         logits = torch.from_numpy(low_res.logits[None, mask : mask + 1])
         full = upscale_logits(logits, info, arch)[0, 0].numpy()
-        summary = summarize_mask(full)
+        summary = summarize_mask(full, offset)
         del full
-        encoded.append(
-            (
-                (index, mask),
-                encode_mask(summary, float(low_res.scores[mask]), work.query.encoding, work.query.polygon_tolerance),
-            )
-        )
+        if keep is not None and not keep.keeps_stability(summary.stability_score):
+            encoded.append(((index, mask), DROPPED))
+            continue
+        value = encode_mask(summary, score, work.query.encoding, work.query.polygon_tolerance)
+        encoded.append(((index, mask), value))
     return encoded
 
 
-def record_masks(work: SegmentWork, encoded: Sequence[tuple[MaskIndex, EncodedMask]]) -> None:
+def record_masks(work: SegmentWork, encoded: Sequence[tuple[MaskIndex, EncodedMask | _Dropped]]) -> None:
     """Keep encoded masks (under the engine's lock); the answer-size bound fails the request once it is passed."""
     for (index, mask), value in encoded:
         work.masks[index][mask] = value
-        work.answer_bytes += value.wire_bytes
+        if isinstance(value, EncodedMask):
+            work.answer_bytes += value.wire_bytes
     if work.failure is None and work.answer_bytes > work.answer_limit_bytes:
         work.failure = ResourceExhausted(
             f"the answer passed {work.answer_limit_bytes} bytes (the message size limit) after "

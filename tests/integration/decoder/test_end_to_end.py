@@ -16,7 +16,10 @@ from service.client import AsyncSamClient, SamClient, make_prompt, make_request,
 from service.decoder.server import DecoderServer
 from service.encoder.server import EncoderServer
 from service.local.redis_server import RedisServer
+from service.runtime.checkpoint import CheckpointInfo
 from service.runtime.image_file import decode_image
+from tests.numerical_contract import reference_sam
+from tests.support.amg import assert_matches_everything, reference_everything
 from tests.support.oracles import Oracle
 from tests.support.reference import Reference, assert_matches_reference, make_test_image
 from tests.support.servers import damage_a_chunk, read_stored
@@ -160,3 +163,23 @@ async def test_blocking_client_through_both_services(
     first, second, image_key = await asyncio.to_thread(use_blocking_client)
     assert len(first) == 3 and len(second) == 1 and first[0].shape == (40, 60)
     assert image_key.startswith(f"sam:{decoder_server.model_id}:")
+
+
+async def test_segment_everything_through_both_services_matches_the_generator(
+    encoder_server: EncoderServer,
+    decoder_server: DecoderServer,
+    embedding_store: EmbeddingStore,
+    tiny_checkpoint: CheckpointInfo,
+) -> None:
+    """Embed through Triton, then SegmentEverything: AMG's masks on the embedding the encoder stored."""
+    rgb, image_bytes = make_test_image(90, 120, seed=31)
+    parameters = {"points_per_side": 5, "pred_iou_thresh": 0.05, "stability_score_thresh": 0.005, "box_nms_thresh": 1.0}
+    async with AsyncSamClient(encoder_server.address, decoder_server.target) as client:
+        image = await client.embed(image_bytes)
+        value = await embedding_store.get(image.image_key)
+        assert value is not None and value.header is not None
+        stored = decode_embedding(value.header, value.chunks, decoder_server.model_id)
+        expected = reference_everything(reference_sam(tiny_checkpoint), decode_image(image_bytes), stored, **parameters)
+        ours = await client.segment_everything(image, timeout_seconds=120, **parameters)
+    assert len(ours) >= 5
+    assert_matches_everything(ours, expected)
