@@ -50,6 +50,38 @@ class EmbedResponse(_message.Message):
     model: str
     def __init__(self, image_key: _Optional[str] = ..., cached: _Optional[bool] = ..., original_size: _Optional[_Union[ImageSize, _Mapping]] = ..., model: _Optional[str] = ...) -> None: ...
 
+class GetEmbeddingRequest(_message.Message):
+    __slots__ = ("image_key",)
+    IMAGE_KEY_FIELD_NUMBER: _ClassVar[int]
+    image_key: str
+    def __init__(self, image_key: _Optional[str] = ...) -> None: ...
+
+class Tensor(_message.Message):
+    __slots__ = ("name", "dtype", "shape", "data")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    dtype: str
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    data: bytes
+    def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class GetEmbeddingResponse(_message.Message):
+    __slots__ = ("image_key", "model", "original_size", "input_size", "tensors")
+    IMAGE_KEY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    ORIGINAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    INPUT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    TENSORS_FIELD_NUMBER: _ClassVar[int]
+    image_key: str
+    model: str
+    original_size: ImageSize
+    input_size: ImageSize
+    tensors: _containers.RepeatedCompositeFieldContainer[Tensor]
+    def __init__(self, image_key: _Optional[str] = ..., model: _Optional[str] = ..., original_size: _Optional[_Union[ImageSize, _Mapping]] = ..., input_size: _Optional[_Union[ImageSize, _Mapping]] = ..., tensors: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ...) -> None: ...
+
 class Point(_message.Message):
     __slots__ = ("x", "y", "label")
     X_FIELD_NUMBER: _ClassVar[int]
