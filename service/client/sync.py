@@ -49,12 +49,18 @@ class SamClient:
         self._decoder_channel = _channel(decoder_target, credentials) if decoder_target else None
         self.reembeddings = 0
 
-    def embed(self, image_bytes: bytes, timeout_seconds: float = DEFAULT_EMBED_TIMEOUT_SECONDS) -> EmbeddedImage:
+    def embed(
+        self, image_bytes: bytes, timeout_seconds: float = DEFAULT_EMBED_TIMEOUT_SECONDS, bulk: bool = False
+    ) -> EmbeddedImage:
+        """Embed an image (Encoder/Embed); `bulk` for pre-embedding, which Triton serves after interactive work."""
         if self._encoder_channel is None:
             raise ValueError("this client has no encoder target")
         stub = sam_pb2_grpc.EncoderStub(self._encoder_channel)
+        priority = sam_pb2.EMBED_PRIORITY_BULK if bulk else sam_pb2.EMBED_PRIORITY_INTERACTIVE
         response = stub.Embed(
-            sam_pb2.EmbedRequest(image=image_bytes, model=self.model), timeout=timeout_seconds, metadata=self.metadata
+            sam_pb2.EmbedRequest(image=image_bytes, model=self.model, priority=priority),
+            timeout=timeout_seconds,
+            metadata=self.metadata,
         )
         return embedded_image_of(image_bytes, response)
 

@@ -10,6 +10,7 @@ import grpc
 from service._proto.sam.v1 import sam_pb2, sam_pb2_grpc
 from service.encoder.embed import Embedder
 from service.encoder.get_embedding import EmbeddingReader
+from service.errors import InvalidArgument
 from service.rpc.auth import current_caller
 from service.rpc.encoder_convert import embedding_response
 from service.rpc.status import abort_with
@@ -26,7 +27,10 @@ class EncoderServicer(sam_pb2_grpc.EncoderServicer):
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
         try:
-            result = await self.embedder.embed(request.image, request.model, deadline, current_caller().tenant)
+            bulk = bulk_of(request.priority)
+            result = await self.embedder.embed(
+                request.image, request.model, deadline, current_caller().tenant, bulk=bulk
+            )
         except Exception as error:
             await abort_with(context, error)
         rows, columns = result.original_size
@@ -45,6 +49,13 @@ class EncoderServicer(sam_pb2_grpc.EncoderServicer):
         except Exception as error:
             await abort_with(context, error)
         return embedding_response(image_key, stored)
+
+
+def bulk_of(priority: int) -> bool:
+    """Whether an EmbedRequest's priority is bulk; InvalidArgument for a value this server does not know."""
+    if priority not in (sam_pb2.EMBED_PRIORITY_INTERACTIVE, sam_pb2.EMBED_PRIORITY_BULK):
+        raise InvalidArgument(f"is {priority}, not one of the EmbedPriority values", "priority")
+    return priority == sam_pb2.EMBED_PRIORITY_BULK
 
 
 def add_encoder_servicer(server: grpc.aio.Server, embedder: Embedder, reader: EmbeddingReader) -> None:

@@ -7,6 +7,11 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class EmbedPriority(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EMBED_PRIORITY_INTERACTIVE: _ClassVar[EmbedPriority]
+    EMBED_PRIORITY_BULK: _ClassVar[EmbedPriority]
+
 class MaskFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     MASK_FORMAT_UNSPECIFIED: _ClassVar[MaskFormat]
@@ -15,6 +20,8 @@ class MaskFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MASK_FORMAT_PACKED_BITS: _ClassVar[MaskFormat]
     MASK_FORMAT_NONE: _ClassVar[MaskFormat]
     MASK_FORMAT_POLYGON: _ClassVar[MaskFormat]
+EMBED_PRIORITY_INTERACTIVE: EmbedPriority
+EMBED_PRIORITY_BULK: EmbedPriority
 MASK_FORMAT_UNSPECIFIED: MaskFormat
 MASK_FORMAT_RLE: MaskFormat
 MASK_FORMAT_PNG: MaskFormat
@@ -31,12 +38,14 @@ class ImageSize(_message.Message):
     def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
-    __slots__ = ("image", "model")
+    __slots__ = ("image", "model", "priority")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     model: str
-    def __init__(self, image: _Optional[bytes] = ..., model: _Optional[str] = ...) -> None: ...
+    priority: EmbedPriority
+    def __init__(self, image: _Optional[bytes] = ..., model: _Optional[str] = ..., priority: _Optional[_Union[EmbedPriority, str]] = ...) -> None: ...
 
 class EmbedResponse(_message.Message):
     __slots__ = ("image_key", "cached", "original_size", "model")
