@@ -114,8 +114,7 @@ async def measure(encoder_address: str, redis_url: str, triton_url: str, work: P
             # 1a. One call at a time.
             before = await triton.batch_sizes(MODEL_NAME)
             started = time.perf_counter()
-            for image in images:
-                assert not (await client.embed(image, timeout_seconds=300)).cached
+            single_latencies = await probe_latencies(client, images, pause_seconds=0.0)
             one_at_a_time = time.perf_counter() - started
             single_batches = batch_delta(await triton.batch_sizes(MODEL_NAME), before)
 
@@ -155,6 +154,7 @@ async def measure(encoder_address: str, redis_url: str, triton_url: str, work: P
     single_rate, bulk_rate = len(files) / one_at_a_time, len(files) / bulk
     print(f"images: {len(files)} JPEG 96x128 (encoded at the model's full input frame); concurrency {args.concurrency}")
     print(f"one at a time: {one_at_a_time:.2f} s, {single_rate:.2f} images/s; Triton: {describe(single_batches)}")
+    print(f"one at a time, each call: median {statistics.median(single_latencies) * 1e3:.0f} ms")
     print(f"bulk:          {bulk:.2f} s, {bulk_rate:.2f} images/s; Triton: {describe(bulk_batches)}")
     print(f"rerun (all cached): {rerun_seconds:.2f} s, {len(files) / rerun_seconds:.1f} images/s; Triton runs: "
           f"{sum(rerun_batches.values())}")  # fmt: skip
