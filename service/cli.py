@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "service.stack.cli",
     "service.client.health_cli",
     "service.client.segment_cli",
+    "service.client.embed_cli",
 )
 
 

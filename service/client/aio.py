@@ -13,9 +13,11 @@ from service._proto.sam.v1 import sam_pb2, sam_pb2_grpc
 from service.client.messages import (
     DEFAULT_EMBED_TIMEOUT_SECONDS,
     DEFAULT_REOPEN_ATTEMPTS,
+    CachedEmbedding,
     EmbeddedImage,
     ImageRef,
     SessionMirror,
+    cached_embedding_of,
     call_metadata,
     checked,
     embedded_image_of,
@@ -49,12 +51,18 @@ class AsyncSamClient:
         self._decoder_channel = _channel(decoder_target, credentials) if decoder_target else None
         self.reembeddings = 0
 
-    async def embed(self, image_bytes: bytes, timeout_seconds: float = DEFAULT_EMBED_TIMEOUT_SECONDS) -> EmbeddedImage:
+    async def embed(
+        self, image_bytes: bytes, timeout_seconds: float = DEFAULT_EMBED_TIMEOUT_SECONDS, bulk: bool = False
+    ) -> EmbeddedImage:
+        """Embed an image (Encoder/Embed); `bulk` for pre-embedding, which Triton serves after interactive work."""
         if self._encoder_channel is None:
             raise ValueError("this client has no encoder target")
         stub = sam_pb2_grpc.EncoderStub(self._encoder_channel)
+        priority = sam_pb2.EMBED_PRIORITY_BULK if bulk else sam_pb2.EMBED_PRIORITY_INTERACTIVE
         response = await stub.Embed(
-            sam_pb2.EmbedRequest(image=image_bytes, model=self.model), timeout=timeout_seconds, metadata=self.metadata
+            sam_pb2.EmbedRequest(image=image_bytes, model=self.model, priority=priority),
+            timeout=timeout_seconds,
+            metadata=self.metadata,
         )
         return embedded_image_of(image_bytes, response)
 
@@ -79,6 +87,19 @@ class AsyncSamClient:
                 on_progress(response.progress)
             responses.append(response)
         return everything_masks_of(responses)
+
+    async def get_embedding(
+        self, image_key: str, timeout_seconds: float = DEFAULT_EMBED_TIMEOUT_SECONDS
+    ) -> CachedEmbedding:
+        """The stored tensors and sizes of a cached embedding (Encoder/GetEmbedding), for running the mask decoder
+        on this side; grpc.RpcError NOT_FOUND when the key is unknown, expired or another tenant's."""
+        if self._encoder_channel is None:
+            raise ValueError("this client has no encoder target")
+        stub = sam_pb2_grpc.EncoderStub(self._encoder_channel)
+        response = await stub.GetEmbedding(
+            sam_pb2.GetEmbeddingRequest(image_key=image_key), timeout=timeout_seconds, metadata=self.metadata
+        )
+        return cached_embedding_of(response)
 
     def open_stream(
         self, timeout_seconds: float | None = None, reopen_attempts: int = DEFAULT_REOPEN_ATTEMPTS

@@ -47,6 +47,17 @@ class EmbeddedImage:
     model: str
 
 
+@dataclass(frozen=True, eq=False)
+class CachedEmbedding:
+    """A cached embedding as GetEmbedding hands it out: what a client needs to run the mask decoder itself."""
+
+    image_key: str
+    model: str
+    original_size: tuple[int, int]  # rows, columns after EXIF orientation: the decoder's orig_im_size
+    input_size: tuple[int, int]  # rows, columns of the content inside the model's square input frame
+    tensors: dict[str, np.ndarray]  # by the family's names, in their stored dtypes (read-only)
+
+
 Point = tuple[float, float, int]  # x, y, label (1 foreground, 0 background)
 ImageRef = EmbeddedImage | str  # an embedded image, or a bare image_key (no re-embedding possible)
 
@@ -190,6 +201,23 @@ def embedded_image_of(image_bytes: bytes, response: sam_pb2.EmbedResponse) -> Em
         original_size=(response.original_size.height, response.original_size.width),
         cached=response.cached,
         model=response.model,
+    )
+
+
+def cached_embedding_of(response: sam_pb2.GetEmbeddingResponse) -> CachedEmbedding:
+    """The response's tensors as arrays (float16 or float32, shaped as stored)."""
+    tensors = {
+        tensor.name: np.frombuffer(tensor.data, dtype=np.dtype(tensor.dtype).newbyteorder("<")).reshape(
+            tuple(tensor.shape)
+        )
+        for tensor in response.tensors
+    }
+    return CachedEmbedding(
+        image_key=response.image_key,
+        model=response.model,
+        original_size=(response.original_size.height, response.original_size.width),
+        input_size=(response.input_size.height, response.input_size.width),
+        tensors=tensors,
     )
 
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
-from service.cache.codec import StoredEmbedding, decode_embedding
+from service.cache.codec import StoredEmbedding
 from service.cache.keys import ImageKey
+from service.cache.reader import check_tenant, read_embedding
 from service.cache.store import EmbeddingStore
 from service.decoder.embedding_lru import EmbeddingLru
 from service.decoder.metrics import LRU_REQUESTS, REDIS_FETCHES
 from service.errors import CorruptEmbedding, NotFound
-
-log = logging.getLogger(__name__)
 
 
 class EmbeddingSource:
@@ -41,35 +38,21 @@ class EmbeddingSource:
         """The embedding under `image_key` for a caller of `tenant` (None: the shared keys); a key of another tenant
         is NotFound exactly as a key that does not exist, so a caller cannot even learn that it does."""
         self.check_model(image_key, field)
+        check_tenant(image_key, tenant, field)
         key = str(image_key)
-        if image_key.tenant != tenant:
-            raise _not_cached(key, field)
         stored = self.lru.get(key)
         if stored is not None:
             LRU_REQUESTS.labels("hit").inc()
             return stored
         LRU_REQUESTS.labels("miss").inc()
-        value = await self.store.get(key)
-        if value is None or value.header is None:
-            REDIS_FETCHES.labels("not_found").inc()
-            raise _not_cached(key, field)
         try:
-            stored = decode_embedding(value.header, value.chunks, expected_model_id=image_key.model_id)
-        except CorruptEmbedding as error:
+            stored = await read_embedding(self.store, image_key, field)
+        except NotFound:
+            REDIS_FETCHES.labels("not_found").inc()
+            raise
+        except CorruptEmbedding:
             REDIS_FETCHES.labels("damaged").inc()
-            # The encoder's cache hit reads only the header, so a damaged payload would otherwise be answered
-            # `cached` for as long as hits keep refreshing its TTL: the reader that finds it removes it.
-            removed = await self.store.delete_if_unchanged(key, value)
-            log.warning(
-                "cached embedding %s %s; %s", image_key.short, error.reason, "removed" if removed else "replaced"
-            )
-            raise CorruptEmbedding(
-                f"the cached embedding {image_key.short} {error.reason}; it was removed: embed the image again", field
-            ) from error
+            raise
         REDIS_FETCHES.labels("found").inc()
         self.lru.put(key, stored)
         return stored
-
-
-def _not_cached(key: str, field: str) -> NotFound:
-    return NotFound(f"{key!r} is not in the cache (unknown or expired); embed the image again", field)

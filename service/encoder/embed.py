@@ -82,19 +82,25 @@ class Embedder:
         )
 
     async def embed(
-        self, image_bytes: bytes, requested_model: str = "", deadline: float | None = None, tenant: str | None = None
+        self,
+        image_bytes: bytes,
+        requested_model: str = "",
+        deadline: float | None = None,
+        tenant: str | None = None,
+        bulk: bool = False,
     ) -> EmbedResult:
         """The key of `image_bytes`' embedding by the requested model (empty: the default) for `tenant` (the
         caller's, from its token; None: shared), computing it if no replica has; `deadline` is time.monotonic().
-        Each tenant has its own keys, so its own embeddings."""
+        Each tenant has its own keys, so its own embeddings. A `bulk` encode waits on Triton behind every
+        interactive one."""
         model = select_model(self.models, requested_model)
         check_image_size(image_bytes, self.limits)
         image_key = image_key_of(model.model_id, image_bytes, tenant, self.key_secret)
         with log_context(image_key=image_key.short, model=model.model_id):
-            return await self._embed(model, image_key, image_bytes, deadline)
+            return await self._embed(model, image_key, image_bytes, deadline, bulk)
 
     async def _embed(
-        self, model: ModelIdentity, image_key: ImageKey, image_bytes: bytes, deadline: float | None
+        self, model: ModelIdentity, image_key: ImageKey, image_bytes: bytes, deadline: float | None, bulk: bool
     ) -> EmbedResult:
         info = await self.lookup(image_key)
         CACHE_REQUESTS.labels("hit" if info else "miss").inc()
@@ -103,7 +109,7 @@ class Embedder:
 
         flight = await self.single_flight.run(
             image_key.lock_key,
-            compute=lambda: self._encode_and_store(model, image_key, image_bytes, deadline),
+            compute=lambda: self._encode_and_store(model, image_key, image_bytes, deadline, bulk),
             ready=lambda: self.lookup(image_key),
             wait_seconds=min(self.single_flight_wait_seconds, _remaining(deadline, self.single_flight_wait_seconds)),
         )
@@ -137,7 +143,7 @@ class Embedder:
         return header.info
 
     async def _encode_and_store(
-        self, model: ModelIdentity, image_key: ImageKey, image_bytes: bytes, deadline: float | None
+        self, model: ModelIdentity, image_key: ImageKey, image_bytes: bytes, deadline: float | None, bulk: bool
     ) -> ImageInfo:
         arch = get_arch(model.arch)
         started = time.perf_counter()
@@ -153,7 +159,7 @@ class Embedder:
         callers_deadline_binds = timeout < self.triton_timeout_seconds
         started = time.perf_counter()
         try:
-            answer = await self.triton.encode(model.name, arch, prepared, info.input_size, timeout)
+            answer = await self.triton.encode(model.name, arch, prepared, info.input_size, timeout, bulk=bulk)
         except DeadlineExceeded as error:
             TRITON_ERRORS.inc()
             if callers_deadline_binds:

@@ -28,6 +28,12 @@ SINGLE_FLIGHT_WAIT_SECONDS = Histogram(
     "Time spent waiting for another request's encode.",
     buckets=_SECONDS_BUCKETS,
 )
+GET_EMBEDDING_REQUESTS = Counter(
+    "sam_encoder_get_embedding_requests_total",
+    "GetEmbedding reads, by result (found; not_found: unknown, expired, another tenant's or another model's key; "
+    "damaged: the value was damaged and removed).",
+    ("result",),
+)
 PREPROCESS_SECONDS = Histogram(
     "sam_encoder_preprocess_seconds", "Decoding, resizing and padding one image.", buckets=_SECONDS_BUCKETS
 )
@@ -39,3 +45,5 @@ for _result in ("hit", "miss"):
     CACHE_REQUESTS.labels(_result)
 for _outcome in SINGLE_FLIGHT_OUTCOMES:
     SINGLE_FLIGHT_WAITS.labels(_outcome)
+for _result in ("found", "not_found", "damaged"):
+    GET_EMBEDDING_REQUESTS.labels(_result)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from service.cache.store import EmbeddingStore, connect_redis
 from service.encoder.embed import Embedder
+from service.encoder.get_embedding import EmbeddingReader
 from service.encoder.settings import EncoderSettings
 from service.metrics import start_metrics_server
 from service.model_identity import ModelIdentity, arch_of_model_id
@@ -88,8 +89,9 @@ async def start_encoder(settings: EncoderSettings, models: list[ModelIdentity] |
         single_flight_wait_seconds=settings.single_flight_wait_seconds,
         key_secret=key_secret,
     )
+    reader = EmbeddingReader(store, [model.model_id for model in models])
     running = await start_server(
-        lambda server: add_encoder_servicer(server, embedder),
+        lambda server: add_encoder_servicer(server, embedder, reader),
         [SERVICE_NAMES["Encoder"]],
         settings.host,
         settings.port,

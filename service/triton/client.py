@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import tritonclient.grpc as triton_grpc
@@ -12,6 +14,7 @@ from tritonclient.utils import InferenceServerException
 from service.errors import DeadlineExceeded, Internal, ServiceError, Unavailable
 from service.rpc.channel import channel_options
 from service.runtime.families.spec import Arch, ResizeRule
+from service.triton.model_config import BULK_PRIORITY, INTERACTIVE_PRIORITY
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,10 +52,16 @@ class TritonEncoderClient:
         self.client = triton_aio.InferenceServerClient(url, channel_args=[*channel_options(), *_RECONNECT_OPTIONS])
 
     async def encode(
-        self, model_name: str, arch: Arch, image: np.ndarray, input_size: tuple[int, int], timeout_seconds: float
+        self,
+        model_name: str,
+        arch: Arch,
+        image: np.ndarray,
+        input_size: tuple[int, int],
+        timeout_seconds: float,
+        bulk: bool = False,
     ) -> TritonEncoding:
         """The tensors of one image as service.runtime.preprocess prepared it for `arch`, whose content is
-        `input_size` (rows, columns)."""
+        `input_size` (rows, columns); `bulk` queues it behind every interactive image (Triton's priority levels)."""
         square = arch.family.resize is ResizeRule.SQUARE_FLOAT
         image_input = triton_grpc.InferInput("IMAGE", [1, *image.shape], "FP32" if square else "UINT8")
         image_input.set_data_from_numpy(image[np.newaxis])
@@ -60,7 +69,12 @@ class TritonEncoderClient:
         size_input.set_data_from_numpy(np.array([input_size], dtype=np.int32))
         try:
             result = await self.client.infer(
-                model_name, [image_input, size_input], client_timeout=max(timeout_seconds, 0.001)
+                model_name,
+                [image_input, size_input],
+                priority=BULK_PRIORITY if bulk else INTERACTIVE_PRIORITY,
+                # Triton drops the request from its queue when the caller's time is up, rather than running it.
+                timeout=max(int(timeout_seconds * 1e6), 1),
+                client_timeout=max(timeout_seconds, 0.001),
             )
         except InferenceServerException as error:
             raise domain_error(error, "encoding") from error
@@ -91,5 +105,24 @@ class TritonEncoderClient:
             raise domain_error(error, "reading statistics") from error
         return sum(int(model.get("inference_count", 0)) for model in statistics.get("model_stats", []))
 
+    async def batch_sizes(self, model_name: str) -> dict[int, int]:
+        """How many times the model has run each batch size since Triton started (its statistics)."""
+        try:
+            statistics = await self.client.get_inference_statistics(model_name, as_json=True)
+        except InferenceServerException as error:
+            raise domain_error(error, "reading statistics") from error
+        return batch_size_counts(statistics)
+
     async def close(self) -> None:
         await self.client.close()
+
+
+def batch_size_counts(statistics: Mapping[str, Any]) -> dict[int, int]:
+    """Executions per batch size, summed over the models of Triton's statistics (its JSON over HTTP or gRPC, where
+    64-bit counts come as strings)."""
+    counts: dict[int, int] = {}
+    for model in statistics.get("model_stats", []):
+        for batch in model.get("batch_stats", []):
+            size = int(batch["batch_size"])
+            counts[size] = counts.get(size, 0) + int(batch.get("compute_infer", {}).get("count", 0))
+    return dict(sorted(counts.items()))

@@ -4,8 +4,9 @@ it against this) and what the local launcher writes for `samsvc up` and the test
 Inputs: IMAGE, the image as service.runtime.preprocess prepares it (UINT8 [S, S, 3] padded for sam and tinyvit,
 FP32 [3, S, S] in [0, 1] for sam2), and INPUT_SIZE, INT32 [2], the rows and columns of its content. Outputs: one
 tensor per family output, named in capitals, in its storage dtype, and MODEL_ID, which the encoder checks before
-storing. Dynamic batching (up to 4 images, 5 ms queue delay) and a warm-up request, so that the first real image
-is not the slow one.
+storing. Dynamic batching (up to 4 images, 5 ms queue delay) with two priority levels, each a bounded queue with
+a timeout: 1 for interactive Embeds (the default), 2 for bulk pre-embedding, so that a batch takes every waiting
+interactive image before any bulk one; and a warm-up request, so that the first real image is not the slow one.
 """
 
 from __future__ import annotations
@@ -20,6 +21,16 @@ from service.runtime.families.spec import Arch, ResizeRule
 WARMUP_INPUT_SIZE_FILE = "input_size"
 MAX_BATCH_SIZE = 4
 MAX_QUEUE_DELAY_MICROSECONDS = 5000
+# Triton's request priorities (a lower number is served first; 0 means the model's default level).
+INTERACTIVE_PRIORITY = 1
+BULK_PRIORITY = 2
+# Each level's queue: at most this many waiting requests (more are rejected at once, UNAVAILABLE, rather than
+# queueing without bound), each rejected when it has waited its timeout (a request may ask for a shorter one: the
+# encoder passes its caller's remaining time, so an abandoned request never runs).
+INTERACTIVE_MAX_QUEUE_SIZE = 64
+INTERACTIVE_QUEUE_TIMEOUT_MICROSECONDS = 60_000_000
+BULK_MAX_QUEUE_SIZE = 32
+BULK_QUEUE_TIMEOUT_MICROSECONDS = 300_000_000
 _TRITON_DTYPE = {"float16": "TYPE_FP16", "float32": "TYPE_FP32"}
 
 
@@ -97,6 +108,24 @@ output [
 ]
 dynamic_batching {{
   max_queue_delay_microseconds: {MAX_QUEUE_DELAY_MICROSECONDS}
+  # {INTERACTIVE_PRIORITY}: interactive Embeds (the default); {BULK_PRIORITY}: bulk pre-embedding, batched after every waiting interactive image.
+  priority_levels: 2
+  default_priority_level: {INTERACTIVE_PRIORITY}
+  default_queue_policy {{
+    timeout_action: REJECT
+    default_timeout_microseconds: {INTERACTIVE_QUEUE_TIMEOUT_MICROSECONDS}
+    allow_timeout_override: true
+    max_queue_size: {INTERACTIVE_MAX_QUEUE_SIZE}
+  }}
+  priority_queue_policy {{
+    key: {BULK_PRIORITY}
+    value {{
+      timeout_action: REJECT
+      default_timeout_microseconds: {BULK_QUEUE_TIMEOUT_MICROSECONDS}
+      allow_timeout_override: true
+      max_queue_size: {BULK_MAX_QUEUE_SIZE}
+    }}
+  }}
 }}
 instance_group [
   {{

@@ -36,6 +36,7 @@ def test_every_redis_operation_the_services_time_is_created_up_front() -> None:
         ("sam_decoder_lru_requests_total", "result", ("hit", "miss")),
         ("sam_decoder_redis_fetches_total", "result", ("found", "not_found", "damaged")),
         ("sam_encoder_cache_requests_total", "result", ("hit", "miss")),
+        ("sam_encoder_get_embedding_requests_total", "result", ("found", "not_found", "damaged")),
         ("sam_encoder_single_flight_waits_total", "outcome", encoder_metrics.SINGLE_FLIGHT_OUTCOMES),
     ],
 )

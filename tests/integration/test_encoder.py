@@ -336,7 +336,18 @@ def test_triton_runs_the_cpu_config(triton_server: TritonServer) -> None:
     config = triton_server.model_config()
     assert [group["kind"] for group in config["instance_group"]] == ["KIND_CPU"]
     assert config["max_batch_size"] == 4
-    assert config["dynamic_batching"]["max_queue_delay_microseconds"] == 5000
+    batching = config["dynamic_batching"]
+    assert batching["max_queue_delay_microseconds"] == 5000
+    # Two queues, interactive (1, the default) before bulk (2), each bounded and with a timeout the caller can cut.
+    assert (batching["priority_levels"], batching["default_priority_level"]) == (2, 1)
+    interactive, bulk = batching["default_queue_policy"], batching["priority_queue_policy"]["2"]
+    assert (int(interactive["max_queue_size"]), int(bulk["max_queue_size"])) == (64, 32)
+    assert interactive["timeout_action"] == bulk["timeout_action"] == "REJECT"
+    assert interactive["allow_timeout_override"] and bulk["allow_timeout_override"]
+    assert (int(interactive["default_timeout_microseconds"]), int(bulk["default_timeout_microseconds"])) == (
+        60_000_000,
+        300_000_000,
+    )
 
 
 async def test_redis_stopped_is_unavailable_and_recovers_without_restart(

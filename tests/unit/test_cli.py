@@ -9,7 +9,7 @@ import pytest
 
 from service.cli import build_parser
 
-SUBCOMMANDS = ("checkpoint", "encoder", "decoder", "export-decoder", "triton", "up", "segment", "health")
+SUBCOMMANDS = ("checkpoint", "encoder", "decoder", "export-decoder", "triton", "up", "segment", "health", "embed")
 
 
 def test_help_lists_every_subcommand() -> None:

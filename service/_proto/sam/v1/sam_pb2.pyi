@@ -7,6 +7,11 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class EmbedPriority(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EMBED_PRIORITY_INTERACTIVE: _ClassVar[EmbedPriority]
+    EMBED_PRIORITY_BULK: _ClassVar[EmbedPriority]
+
 class MaskFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     MASK_FORMAT_UNSPECIFIED: _ClassVar[MaskFormat]
@@ -15,6 +20,8 @@ class MaskFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MASK_FORMAT_PACKED_BITS: _ClassVar[MaskFormat]
     MASK_FORMAT_NONE: _ClassVar[MaskFormat]
     MASK_FORMAT_POLYGON: _ClassVar[MaskFormat]
+EMBED_PRIORITY_INTERACTIVE: EmbedPriority
+EMBED_PRIORITY_BULK: EmbedPriority
 MASK_FORMAT_UNSPECIFIED: MaskFormat
 MASK_FORMAT_RLE: MaskFormat
 MASK_FORMAT_PNG: MaskFormat
@@ -31,12 +38,14 @@ class ImageSize(_message.Message):
     def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
-    __slots__ = ("image", "model")
+    __slots__ = ("image", "model", "priority")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     model: str
-    def __init__(self, image: _Optional[bytes] = ..., model: _Optional[str] = ...) -> None: ...
+    priority: EmbedPriority
+    def __init__(self, image: _Optional[bytes] = ..., model: _Optional[str] = ..., priority: _Optional[_Union[EmbedPriority, str]] = ...) -> None: ...
 
 class EmbedResponse(_message.Message):
     __slots__ = ("image_key", "cached", "original_size", "model")
@@ -49,6 +58,38 @@ class EmbedResponse(_message.Message):
     original_size: ImageSize
     model: str
     def __init__(self, image_key: _Optional[str] = ..., cached: _Optional[bool] = ..., original_size: _Optional[_Union[ImageSize, _Mapping]] = ..., model: _Optional[str] = ...) -> None: ...
+
+class GetEmbeddingRequest(_message.Message):
+    __slots__ = ("image_key",)
+    IMAGE_KEY_FIELD_NUMBER: _ClassVar[int]
+    image_key: str
+    def __init__(self, image_key: _Optional[str] = ...) -> None: ...
+
+class Tensor(_message.Message):
+    __slots__ = ("name", "dtype", "shape", "data")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    dtype: str
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    data: bytes
+    def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class GetEmbeddingResponse(_message.Message):
+    __slots__ = ("image_key", "model", "original_size", "input_size", "tensors")
+    IMAGE_KEY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    ORIGINAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    INPUT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    TENSORS_FIELD_NUMBER: _ClassVar[int]
+    image_key: str
+    model: str
+    original_size: ImageSize
+    input_size: ImageSize
+    tensors: _containers.RepeatedCompositeFieldContainer[Tensor]
+    def __init__(self, image_key: _Optional[str] = ..., model: _Optional[str] = ..., original_size: _Optional[_Union[ImageSize, _Mapping]] = ..., input_size: _Optional[_Union[ImageSize, _Mapping]] = ..., tensors: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ...) -> None: ...
 
 class Point(_message.Message):
     __slots__ = ("x", "y", "label")

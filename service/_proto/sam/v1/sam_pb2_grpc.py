@@ -40,6 +40,11 @@ class EncoderStub:
                 request_serializer=sam_dot_v1_dot_sam__pb2.EmbedRequest.SerializeToString,
                 response_deserializer=sam_dot_v1_dot_sam__pb2.EmbedResponse.FromString,
                 _registered_method=True)
+        self.GetEmbedding = channel.unary_unary(
+                '/sam.v1.Encoder/GetEmbedding',
+                request_serializer=sam_dot_v1_dot_sam__pb2.GetEmbeddingRequest.SerializeToString,
+                response_deserializer=sam_dot_v1_dot_sam__pb2.GetEmbeddingResponse.FromString,
+                _registered_method=True)
 
 
 class EncoderServicer:
@@ -56,6 +61,17 @@ class EncoderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetEmbedding(self, request, context):
+        """The stored tensors of a cached embedding, for clients that run the small mask decoder themselves (a browser
+        or desktop labelling tool). Behind the same token as Embed; a key of another tenant is NOT_FOUND exactly as an
+        unknown key. Errors: INVALID_ARGUMENT (not an image key), NOT_FOUND (unknown, expired, another tenant's, or
+        of a model this server does not serve), DATA_LOSS (the value is damaged; it is removed, so embedding the image
+        again mends it), UNAVAILABLE (Redis cannot be reached).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EncoderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -63,6 +79,11 @@ def add_EncoderServicer_to_server(servicer, server):
                     servicer.Embed,
                     request_deserializer=sam_dot_v1_dot_sam__pb2.EmbedRequest.FromString,
                     response_serializer=sam_dot_v1_dot_sam__pb2.EmbedResponse.SerializeToString,
+            ),
+            'GetEmbedding': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEmbedding,
+                    request_deserializer=sam_dot_v1_dot_sam__pb2.GetEmbeddingRequest.FromString,
+                    response_serializer=sam_dot_v1_dot_sam__pb2.GetEmbeddingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -93,6 +114,33 @@ class Encoder:
             '/sam.v1.Encoder/Embed',
             sam_dot_v1_dot_sam__pb2.EmbedRequest.SerializeToString,
             sam_dot_v1_dot_sam__pb2.EmbedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEmbedding(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sam.v1.Encoder/GetEmbedding',
+            sam_dot_v1_dot_sam__pb2.GetEmbeddingRequest.SerializeToString,
+            sam_dot_v1_dot_sam__pb2.GetEmbeddingResponse.FromString,
             options,
             channel_credentials,
             insecure,
