@@ -15,7 +15,7 @@ stream is cancelled, the 4-object packed-bits answer, and the decoder's peak res
 
 Prints ratios and the figures behind them; asserts nothing about absolute timings.
 
-    .venv/bin/python bench/bench_decoder.py [--runs 5] [--max-batch 1 4] [--backends onnx torch] [--heavy]
+    PYTHONPATH=. .venv/bin/python bench/bench_decoder.py [--runs 5] [--max-batch 1 4] [--backends onnx torch] [--heavy]
 """
 
 from __future__ import annotations
@@ -28,14 +28,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import numpy as np
-import psutil
 import torch
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
@@ -58,6 +56,7 @@ from service.runtime.onnx.backend import OnnxDecoderBackend, graph_path
 from service.runtime.preprocess import prepare_encoder_input
 from service.runtime.prompt_decoder import PromptDecoderRole, predict_masks
 from service.runtime.prompts import Prompt
+from tests.support.memory import PeakMemory  # psutil: the load extra
 
 STREAMS = 8
 BLOCK = 10
@@ -214,26 +213,6 @@ def measure_config(label: str, target: str, image_key: str, size: tuple[int, int
     print(f"{label}: P1 {summary(p1)}  P1' {summary(p1_prime)}  P4 {summary(p4)}", flush=True)
 
 
-class PeakMemory:
-    """The largest resident set of a process, sampled every 50 ms in a thread."""
-
-    def __init__(self, pid: int) -> None:
-        self.process = psutil.Process(pid)
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, self.process.memory_info().rss)
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join()
-        return self.peak
-
-
 async def heavy_figures(target: str, image_key: str, pid: int) -> None:
     memory = PeakMemory(pid)
     side = (HEAVY_SIDE, HEAVY_SIDE)
@@ -306,7 +285,7 @@ def main() -> int:
         def in_process(point: tuple) -> None:
             prompt = Prompt(point_coords=np.array([point[:2]], dtype=np.float64), point_labels=np.array([1]))
             item = DecodeItem(image_key, stored.tensors, info, prompt)
-            [low_res] = onnx.decode([item], True, alone=True)
+            [low_res] = onnx.decode([item], True)
             prediction = predict_masks(low_res, info, checkpoint.arch)
             for mask in prediction.masks:
                 encode_rle(mask)

@@ -108,11 +108,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     image_bytes = args.image.read_bytes()
     try:
-        credentials = None
-        if settings.uses_tls:
-            from service.rpc.tls import channel_credentials
-
-            credentials = channel_credentials(settings.tls_ca_file, settings.tls_cert_file, settings.tls_key_file)
+        credentials = client_credentials(settings)
     except ValueError as error:
         print(f"samsvc segment: {error}", file=sys.stderr)
         return 2
@@ -151,6 +147,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def client_credentials(settings: ClientSettings) -> Any:
+    """TLS channel credentials from the client's settings, or None for plaintext; ValueError for unreadable files."""
+    if not settings.uses_tls:
+        return None
+    from service.rpc.tls import channel_credentials
+
+    return channel_credentials(settings.tls_ca_file, settings.tls_cert_file, settings.tls_key_file)
+
+
 def run_everything(args: argparse.Namespace, settings: ClientSettings) -> int:
     """`samsvc segment --everything`: every mask of the image, drawn in distinct colours and/or as JSON."""
     import grpc
@@ -175,13 +180,11 @@ def run_everything(args: argparse.Namespace, settings: ClientSettings) -> int:
         )
 
     try:
-        credentials = None
-        if settings.uses_tls:
-            from service.rpc.tls import channel_credentials
-
-            credentials = channel_credentials(settings.tls_ca_file, settings.tls_cert_file, settings.tls_key_file)
         with SamClient(
-            settings.encoder, settings.decoder, token=settings.auth_token or "", credentials=credentials
+            settings.encoder,
+            settings.decoder,
+            token=settings.auth_token or "",
+            credentials=client_credentials(settings),
         ) as client:
             image = client.embed(image_bytes, timeout_seconds=settings.timeout_seconds)
             masks_proto = client.segment_everything(

@@ -10,14 +10,12 @@ import asyncio
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 
 import grpc
 import numpy as np
-import psutil
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -28,6 +26,7 @@ from service.local.ports import free_port
 from service.local.redis_server import RedisServer
 from service.runtime.checkpoint import CheckpointInfo
 from service.runtime.image_encoder import ImageEncoderRole
+from tests.support.memory import PeakMemory
 from tests.support.polling import wait_until
 from tests.support.reference import embed_for_redis
 from tests.support.servers import TEST_GRAPH_DIR
@@ -36,29 +35,6 @@ pytestmark = pytest.mark.slow
 
 MEMORY_LIMIT = 2 << 30
 SIDE = 7000
-
-
-class PeakMemory:
-    """The largest resident set of a process, sampled every 50 ms."""
-
-    def __init__(self, pid: int) -> None:
-        self.process = psutil.Process(pid)
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.05):
-            try:
-                self.peak = max(self.peak, self.process.memory_info().rss)
-            except psutil.NoSuchProcess:
-                return
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join()
-        return self.peak
 
 
 @pytest.fixture

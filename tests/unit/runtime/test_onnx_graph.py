@@ -46,9 +46,9 @@ def items_for(keys: list[str]) -> list[DecodeItem]:
 def test_prompts_on_several_images_in_one_call_equal_separate_calls(role: PromptDecoderRole, tmp_path: Path) -> None:
     backend = OnnxDecoderBackend(role, graph_path(role, tmp_path, tmp_path), threads=1)
     items = items_for(["a", "b", "a", "c", "b"])
-    together = backend.decode(items, True, alone=True)
+    together = backend.decode(items, True)
     for item, answer in zip(items, together, strict=True):
-        [alone] = backend.decode([item], True, alone=True)
+        [alone] = backend.decode([item], True)
         np.testing.assert_allclose(answer.logits, alone.logits, atol=1e-4)
         np.testing.assert_allclose(answer.scores, alone.scores, atol=1e-5)
     assert not np.allclose(together[0].logits, together[1].logits)
@@ -81,7 +81,7 @@ def test_a_damaged_graph_is_exported_again(role: PromptDecoderRole, tmp_path: Pa
     path.write_bytes(b"not an onnx graph")
     backend = OnnxDecoderBackend(role, graph_path(role, tmp_path, tmp_path), threads=1)
     assert path.stat().st_size > 10_000
-    [answer] = backend.decode(items_for(["a"]), False, alone=True)
+    [answer] = backend.decode(items_for(["a"]), False)
     assert answer.logits.shape == (1, 256, 256)
 
 
