@@ -285,7 +285,7 @@ def main() -> int:
         def in_process(point: tuple) -> None:
             prompt = Prompt(point_coords=np.array([point[:2]], dtype=np.float64), point_labels=np.array([1]))
             item = DecodeItem(image_key, stored.tensors, info, prompt)
-            [low_res] = onnx.decode([item], True)
+            [low_res] = onnx.decode([item], True, alone=True)
             prediction = predict_masks(low_res, info, checkpoint.arch)
             for mask in prediction.masks:
                 encode_rle(mask)

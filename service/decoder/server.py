@@ -145,9 +145,10 @@ async def serve(settings: DecoderSettings) -> None:
     """Run until SIGTERM/SIGINT, then drain."""
     log.info("decoder settings:\n%s", describe_settings(settings))
     start_metrics_server(settings.metrics_port, settings.metrics_host)
-    if settings.decode_workers > 1:
+    if settings.decode_workers > 1 and settings.decoder_backend == "onnx":
         # Each worker upscales masks with torch: a share of the cores each, so that the workers do not fight over them
-        # (set here, for the process, not in start_decoder_server: tests run servers inside their own process).
+        # (set here, for the process, not in start_decoder_server: tests run servers inside their own process). The
+        # torch backend keeps every core: its decodes are torch too (one thread each made them 1.8x slower).
         torch.set_num_threads(max(1, engine_threads(settings) // settings.decode_workers))
     server = await start_decoder_server(settings)
     await wait_for_stop_signal()

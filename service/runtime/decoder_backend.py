@@ -35,9 +35,10 @@ class DecoderBackend(Protocol):
     name: str
     checkpoint: CheckpointInfo
 
-    def decode(self, items: Sequence[DecodeItem], multimask_output: bool) -> list[LowResPrediction]:
-        """The answer of each item, in order. The same item gets the same answer whatever runs beside it; batched
-        with other items it may differ in float rounding (about 1e-6: --decode-max-batch is 1 by default)."""
+    def decode(self, items: Sequence[DecodeItem], multimask_output: bool, alone: bool) -> list[LowResPrediction]:
+        """The answer of each item, in order. `alone`: no other decode runs in this process now, so the call may
+        use every core; the answer is the same to the bit either way (batched with other items it may differ in
+        float rounding, about 1e-6: --decode-max-batch is 1 by default)."""
         ...
 
 
@@ -50,7 +51,7 @@ class TorchDecoderBackend:
         self.role = role
         self.checkpoint = role.checkpoint
 
-    def decode(self, items: Sequence[DecodeItem], multimask_output: bool) -> list[LowResPrediction]:
+    def decode(self, items: Sequence[DecodeItem], multimask_output: bool, alone: bool) -> list[LowResPrediction]:
         by_image: dict[str, list[int]] = {}
         for index, item in enumerate(items):
             by_image.setdefault(item.embedding_key, []).append(index)

@@ -156,11 +156,12 @@ class DecodeEngine:
                     return
                 pieces = self._take()
                 self._running += 1
+                alone = self._running == 1
             started = time.perf_counter()
             for piece in pieces:
                 QUEUE_WAIT_SECONDS.observe(started - piece.queued_at)
             try:
-                self._run(pieces)
+                self._run(pieces, alone)
             except Exception as error:  # noqa: BLE001 - a worker must survive any one request's failure
                 self._fail(pieces, error)
             elapsed = time.perf_counter() - started
@@ -200,7 +201,7 @@ class DecodeEngine:
         QUEUE_DEPTH.set(self._queued)
         return piece
 
-    def _run(self, pieces: list[Piece]) -> None:
+    def _run(self, pieces: list[Piece], alone: bool) -> None:
         head = pieces[0]
         if isinstance(head, MaskPiece):
             if not head.work.cancelled and head.work.failure is None:
@@ -212,7 +213,7 @@ class DecodeEngine:
             return
         decodes = [piece for piece in pieces if isinstance(piece, DecodePiece)]
         items = [piece.work.decode_item(index) for piece in decodes for index in piece.objects]
-        answers = head.work.backend.decode(items, head.work.query.multimask_output)
+        answers = head.work.backend.decode(items, head.work.query.multimask_output, alone)
         BATCH_SIZE.observe(len(items))
         PROMPTS.inc(len(items))
         answer_iterator = iter(answers)

@@ -1,11 +1,12 @@
 """The `onnx` decoder backend: the batched graph (service.runtime.onnx.graph) of one model on ONNX Runtime.
 
-One session over the graph, `cores` intra-op threads on a CPU: a lone prompt decodes in 29 ms where one thread takes
-44 ms (the tiny test model on the 2-core box). One session and one thread count, because ONNX Runtime's results
-depend on the thread count (by about 3e-6 in the logits between 1 and 2 threads): a second, single-threaded session
-for busy moments gave 14% more decodes/s under two workers, but the same request would not always get the same
-answer. Spinning is off: idle ORT threads would burn the cores the other decodes and the postprocessing need. On a
-GPU (`device` cuda) the session runs on the CUDA provider.
+Two sessions over the one graph on a CPU, with the thread counts measured best on the 2-core box: `cores` intra-op
+threads when a decode runs alone (30 ms a prompt against 48 ms on one thread: a lone stream's latency), one when
+others run beside it (two single-threaded workers decode 14% more a second than two sharing two threads). Both give
+the same answer to the bit: the graph avoids the one product ONNX Runtime split differently by thread count
+(service.runtime.onnx.graph._attention_tokens_to_image), and tests/unit/runtime/test_onnx_graph.py holds it to
+that. Spinning is off: idle ORT threads would burn the cores the other decodes and the postprocessing need. On a
+GPU (`device` cuda) one session on the CUDA provider.
 """
 
 from __future__ import annotations
@@ -69,19 +70,19 @@ class OnnxDecoderBackend:
         self.checkpoint = role.checkpoint
         self.input_size = role.arch.input_size
         self.path = path
-        providers = (
-            ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else ["CPUExecutionProvider"]
-        )
-        threads = 1 if device.startswith("cuda") else threads
-        try:
-            self._session = make_session(path, threads, providers)
-        except Exception as error:  # noqa: BLE001 - ORT raises its own Fail / InvalidProtobuf types
-            log.warning("ONNX Runtime rejects %s (%s): exporting it again", path, error)
-            path.unlink(missing_ok=True)
-            self.path = path = graph_path(role, path.parent, path.parent)
-            self._session = make_session(path, threads, providers)
+        if device.startswith("cuda"):
+            self._wide = self._narrow = make_session(path, 1, ["CUDAExecutionProvider", "CPUExecutionProvider"])
+        else:
+            try:
+                self._wide = make_session(path, threads, ["CPUExecutionProvider"])
+            except Exception as error:  # noqa: BLE001 - ORT raises its own Fail / InvalidProtobuf types
+                log.warning("ONNX Runtime rejects %s (%s): exporting it again", path, error)
+                path.unlink(missing_ok=True)
+                path = graph_path(role, path.parent, path.parent)
+                self._wide = make_session(path, threads, ["CPUExecutionProvider"])
+            self._narrow = self._wide if threads == 1 else make_session(path, 1, ["CPUExecutionProvider"])
 
-    def decode(self, items: Sequence[DecodeItem], multimask_output: bool) -> list[LowResPrediction]:
+    def decode(self, items: Sequence[DecodeItem], multimask_output: bool, alone: bool) -> list[LowResPrediction]:
         slots: dict[str, int] = {}
         embeddings: list[np.ndarray] = []
         prompts = []
@@ -92,11 +93,12 @@ class OnnxDecoderBackend:
             prompts.append(GraphPrompt(item.prompt, item.info, slots[item.embedding_key]))
         stacked = embeddings[0][None] if len(embeddings) == 1 else np.stack(embeddings)
         feeds = graph_feeds(prompts, stacked, self.input_size, multimask_output)
-        low_res, scores = self._session.run(None, feeds)
+        session = self._wide if alone else self._narrow
+        low_res, scores = session.run(None, feeds)
         return [LowResPrediction(low_res[row], scores[row]) for row in range(len(items))]
 
     def describe(self) -> dict[str, Any]:
-        return {"graph": str(self.path), "providers": self._session.get_providers()}
+        return {"graph": str(self.path), "providers": self._wide.get_providers()}
 
 
 def _as_float16(tensor: np.ndarray) -> np.ndarray:

@@ -44,7 +44,7 @@ from service.constants import LOW_RES_MASK_SIZE
 PADDING_LABEL: Final = -2
 NOT_A_POINT_LABEL: Final = -1
 # Part of every graph file's name: bump it whenever this module's arithmetic or interface changes.
-GRAPH_VERSION: Final = "samdec-v1"
+GRAPH_VERSION: Final = "samdec-v2"
 OPSET: Final = 17
 
 INPUTS: Final = (
@@ -95,9 +95,10 @@ def _head_mask(layer: Attention, dtype: torch.dtype) -> Tensor:
 
 
 def _attention_tokens_to_image(layer: Attention, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-    """Tokens (B, T, C) attend to the image (B, N, C) with no image-sized transpose: the per-head queries as one
-    block-diagonal (B, H*T, D) matrix (exact zeros off their head's columns) give every head's scores in one
-    MatMul, and the heads' outputs are the block diagonal of attn @ v."""
+    """Tokens (B, T, C) attend to the image (B, N, C): the per-head queries as one block-diagonal (B, H*T, D) matrix
+    (exact zeros off their head's columns) give every head's scores in one MatMul; the values go per head, a batch of
+    (T, N) @ (N, D/H) products. (One (H*T, N) @ (N, D) product instead, keeping its diagonal blocks, is as fast but
+    ONNX Runtime splits its long inner dimension by the thread count: its results changed with the threads.)"""
     heads, d = layer.num_heads, layer.internal_dim
     mask = _head_mask(layer, q.dtype)
     q = layer.q_proj(q)
@@ -106,7 +107,9 @@ def _attention_tokens_to_image(layer: Attention, q: Tensor, k: Tensor, v: Tensor
     b, t, _ = q.shape
     q_blocks = (q.unsqueeze(1) * mask[None, :, None, :]).reshape(b, heads * t, d)
     attn = torch.softmax((q_blocks @ k.transpose(1, 2)) / math.sqrt(d // heads), dim=-1)
-    out = ((attn @ v).reshape(b, heads, t, d) * mask[None, :, None, :]).sum(dim=1)
+    n = v.shape[1]
+    v_heads = v.reshape(b, n, heads, d // heads).permute(0, 2, 1, 3)
+    out = (attn.reshape(b, heads, t, n) @ v_heads).permute(0, 2, 1, 3).reshape(b, t, d)
     return layer.out_proj(out)  # type: ignore[no-any-return]
 
 

@@ -46,9 +46,9 @@ def items_for(keys: list[str]) -> list[DecodeItem]:
 def test_prompts_on_several_images_in_one_call_equal_separate_calls(role: PromptDecoderRole, tmp_path: Path) -> None:
     backend = OnnxDecoderBackend(role, graph_path(role, tmp_path, tmp_path), threads=1)
     items = items_for(["a", "b", "a", "c", "b"])
-    together = backend.decode(items, True)
+    together = backend.decode(items, True, alone=True)
     for item, answer in zip(items, together, strict=True):
-        [alone] = backend.decode([item], True)
+        [alone] = backend.decode([item], True, alone=True)
         np.testing.assert_allclose(answer.logits, alone.logits, atol=1e-4)
         np.testing.assert_allclose(answer.scores, alone.scores, atol=1e-5)
     assert not np.allclose(together[0].logits, together[1].logits)
@@ -81,7 +81,7 @@ def test_a_damaged_graph_is_exported_again(role: PromptDecoderRole, tmp_path: Pa
     path.write_bytes(b"not an onnx graph")
     backend = OnnxDecoderBackend(role, graph_path(role, tmp_path, tmp_path), threads=1)
     assert path.stat().st_size > 10_000
-    [answer] = backend.decode(items_for(["a"]), False)
+    [answer] = backend.decode(items_for(["a"]), False, alone=True)
     assert answer.logits.shape == (1, 256, 256)
 
 
@@ -107,3 +107,18 @@ def test_export_decoder_fills_the_graph_dir_once(tiny_checkpoint: CheckpointInfo
     written = path.stat().st_mtime_ns
     again = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
     assert again.stdout == first.stdout and path.stat().st_mtime_ns == written
+
+
+@pytest.mark.parametrize("multimask", [True, False])
+def test_a_lone_decode_and_a_busy_one_answer_the_same_to_the_bit(
+    role: PromptDecoderRole, tmp_path: Path, multimask: bool
+) -> None:
+    """The wide (every core) and narrow (one thread) sessions: a request's answer must not depend on whether other
+    decodes ran beside it (ONNX Runtime split one product of an earlier graph by thread count)."""
+    backend = OnnxDecoderBackend(role, graph_path(role, tmp_path, tmp_path), threads=2)
+    items = items_for(["a", "b", "a", "c", "b"])
+    for batch in ([items[0]], [items[1]], [items[2]], items):
+        wide = backend.decode(batch, multimask, alone=True)
+        narrow = backend.decode(batch, multimask, alone=False)
+        for first, second in zip(wide, narrow, strict=True):
+            assert np.array_equal(first.logits, second.logits) and np.array_equal(first.scores, second.scores)

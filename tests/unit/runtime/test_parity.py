@@ -79,7 +79,7 @@ class BackendDecoder:
         self, tensors: dict[str, np.ndarray], info: ImageInfo, prompts: list[Prompt], multimask: bool
     ) -> list[ObjectPrediction]:
         items = [DecodeItem("image", tensors, info, prompt) for prompt in prompts]
-        return [predict_masks(low_res, info, self.arch) for low_res in self.backend.decode(items, multimask)]
+        return [predict_masks(low_res, info, self.arch) for low_res in self.backend.decode(items, multimask, True)]
 
 
 @pytest.fixture(scope="module", params=BACKEND_NAMES)
