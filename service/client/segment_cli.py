@@ -91,9 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from service._proto.sam.v1 import sam_pb2
     from service.client import RequestError, SamClient, make_prompt, mask_of
     from service.client.overlay import overlay_all, overlay_best
-    from service.errors import ServiceError
     from service.logs import configure_logging
-    from service.runtime.image_file import decode_image
     from service.settings import settings_from_args
 
     settings = settings_from_args(ClientSettings, args)
@@ -135,16 +133,26 @@ def run(args: argparse.Namespace) -> int:
     masks = [mask_of(mask) for mask in masks_proto]
     scores = [mask.score for mask in masks_proto]
     if args.out is not None:
-        try:
-            rgb = decode_image(image_bytes)
-        except ServiceError as error:
-            print(f"samsvc segment: cannot draw on the image: {error}", file=sys.stderr)
+        rgb = image_to_draw_on(image_bytes)
+        if rgb is None:
             return 1
         draw = overlay_all if args.all else overlay_best
         draw(rgb, masks, scores, list(args.point), args.box).save(args.out, format="PNG")
     if args.json:
         print(json.dumps(answer_json(image.image_key, image.original_size, image.model, masks_proto)))
     return 0
+
+
+def image_to_draw_on(image_bytes: bytes) -> Any:
+    """The image's (H, W, 3) pixels, or None (the reason printed) when they cannot be decoded here."""
+    from service.errors import ServiceError
+    from service.runtime.image_file import decode_image
+
+    try:
+        return decode_image(image_bytes)
+    except ServiceError as error:
+        print(f"samsvc segment: cannot draw on the image: {error}", file=sys.stderr)
+        return None
 
 
 def client_credentials(settings: ClientSettings) -> Any:
@@ -163,8 +171,6 @@ def run_everything(args: argparse.Namespace, settings: ClientSettings) -> int:
     from service._proto.sam.v1 import sam_pb2
     from service.client import SamClient, mask_of
     from service.client.overlay import overlay_everything
-    from service.errors import ServiceError
-    from service.runtime.image_file import decode_image
 
     if args.out is None and not args.json:
         print("nothing to do: give --out PATH and/or --json", file=sys.stderr)
@@ -204,10 +210,8 @@ def run_everything(args: argparse.Namespace, settings: ClientSettings) -> int:
         print(f"samsvc segment: {error.code().name}: {error.details()}", file=sys.stderr)
         return 1
     if args.out is not None:
-        try:
-            rgb = decode_image(image_bytes)
-        except ServiceError as error:
-            print(f"samsvc segment: cannot draw on the image: {error}", file=sys.stderr)
+        rgb = image_to_draw_on(image_bytes)
+        if rgb is None:
             return 1
         overlay_everything(rgb, [mask_of(mask.mask) for mask in masks_proto]).save(args.out, format="PNG")
     if args.json:
