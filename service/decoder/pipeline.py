@@ -60,9 +60,6 @@ class PipelinedRequests(Generic[Request]):
             if self._error is not None:
                 raise self._error
         finally:
-            if not self._reader.done():
-                self._reader.cancel()
-                try:
-                    await self._reader
-                except asyncio.CancelledError:
-                    pass
+            # Not awaited: a read on a call being torn down ends with the call, and the teardown waits for this
+            # handler; awaiting the reader here could wait for ever.
+            self._reader.cancel()

@@ -24,6 +24,9 @@ from service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
+# How long past its grace a server's stop waits for cancelled calls to end.
+STOP_SLACK_SECONDS = 5.0
+
 
 @dataclass(frozen=True)
 class Exposure:
@@ -74,7 +77,12 @@ class RunningServer:
                 await self.readiness_task
         # NOT_SERVING for every service from now on, so load balancers stop sending while calls drain.
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace_seconds)
+        # grpc.aio cancels the calls left after the grace and waits for their handlers; a handler that does not end
+        # must not hold the process (or a pod's termination) forever.
+        try:
+            await asyncio.wait_for(self.server.stop(grace_seconds), grace_seconds + STOP_SLACK_SECONDS)
+        except TimeoutError:
+            log.warning("calls still running %.0f s after the grace period; stopping without them", STOP_SLACK_SECONDS)
         if self.health_server is not None:
             await self.health_server.stop(0)
 
