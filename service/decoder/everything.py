@@ -32,7 +32,7 @@ from service.errors import InvalidArgument, ResourceExhausted
 from service.logs import log_context
 from service.runtime.decoder_backend import DecoderBackend
 from service.runtime.mask_formats import decode_rle, encode_rle
-from service.runtime.mask_summary import summarize_mask
+from service.runtime.mask_summary import MaskSummary, summarize_mask
 from service.runtime.prompts import Prompt
 
 # AMG's defaults.
@@ -259,10 +259,9 @@ def reencoded(mask: EncodedMask, query: EverythingQuery) -> EncodedMask:
     if query.encoding is MaskEncoding.RLE:
         return mask
     assert mask.rle_counts is not None
-    pixels = decode_rle(mask.rle_counts, mask.size)
-    summary = summarize_mask(np.where(pixels, np.float32(1), np.float32(-1)))
-    encoded = encode_mask(summary, mask.score, query.encoding, query.polygon_tolerance)
-    return replace(encoded, stability_score=mask.stability_score)
+    pixels = np.ascontiguousarray(decode_rle(mask.rle_counts, mask.size))
+    summary = MaskSummary(pixels, mask.stability_score, mask.area, mask.bbox)  # the same pixels: nothing to recount
+    return encode_mask(summary, mask.score, query.encoding, query.polygon_tolerance)
 
 
 def message_chunks(masks: Sequence[EverythingMask]) -> list[tuple[EverythingMask, ...]]:

@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 from service.decoder.engine.work import (
     DecodePiece,
+    MaskIndex,
     MaskPiece,
     Piece,
     SegmentWork,
@@ -183,7 +184,7 @@ class DecodeEngine:
         batch: list[Piece] = [piece]
         prompts = len(piece.objects)
         for work in order[1:]:
-            head = self._queues[work][0] if work in self._queues else None
+            head = self._queues[work][0]  # `order` holds requests with queued pieces; each is popped once at most
             if not isinstance(head, DecodePiece) or prompts + len(head.objects) > self.max_batch:
                 continue
             if not _batchable(piece.work, work):
@@ -204,12 +205,7 @@ class DecodeEngine:
     def _run(self, pieces: list[Piece], alone: bool) -> None:
         head = pieces[0]
         if isinstance(head, MaskPiece):
-            if not head.work.cancelled and head.work.failure is None:
-                encoded = encode_masks(head.work, head.masks)
-                with self._lock:
-                    record_masks(head.work, encoded)
-                    if head.work.failure is not None:
-                        self._drop_queued(head.work)
+            self._encode_and_record(head.work, head.masks)
             return
         decodes = [piece for piece in pieces if isinstance(piece, DecodePiece)]
         items = [piece.work.decode_item(index) for piece in decodes for index in piece.objects]
@@ -227,17 +223,24 @@ class DecodeEngine:
         """Encode the piece's masks now when they fit in one piece, else queue them as mask pieces."""
         work = piece.work
         groups = mask_groups(work, piece.objects, self.piece_pixels)
-        if len(groups) == 1 and not work.cancelled:
-            encoded = encode_masks(work, groups[0])
-            with self._lock:
-                record_masks(work, encoded)
-                if work.failure is not None:
-                    self._drop_queued(work)
+        if len(groups) == 1:
+            self._encode_and_record(work, groups[0])
             return
         with self._lock:
             if not work.cancelled and work.failure is None:
                 self._enqueue(work, [MaskPiece(work, group) for group in groups])
                 self._lock.notify(min(self._queued, self.workers))
+
+    def _encode_and_record(self, work: SegmentWork, masks: tuple[MaskIndex, ...]) -> None:
+        """Encode `masks` of a request still wanted and keep them; a request the answer-size bound fails drops its
+        queued pieces."""
+        if work.cancelled or work.failure is not None:
+            return
+        encoded = encode_masks(work, masks)
+        with self._lock:
+            record_masks(work, encoded)
+            if work.failure is not None:
+                self._drop_queued(work)
 
     def _fail(self, pieces: list[Piece], error: Exception) -> None:
         failure = error if isinstance(error, ServiceError) else Internal(f"decoding failed: {error!r}")

@@ -15,7 +15,6 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -96,9 +95,6 @@ class OnnxDecoderBackend:
         session = self._wide if alone else self._narrow
         low_res, scores = session.run(None, feeds)
         return [LowResPrediction(low_res[row], scores[row]) for row in range(len(items))]
-
-    def describe(self) -> dict[str, Any]:
-        return {"graph": str(self.path), "providers": self._wide.get_providers()}
 
 
 def _as_float16(tensor: np.ndarray) -> np.ndarray:
