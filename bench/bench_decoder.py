@@ -32,10 +32,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import grpc
 import numpy as np
 import torch
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 from segment_anything import SamPredictor
 
@@ -47,6 +45,7 @@ from service.client import AsyncSamClient, SamClient, make_prompt
 from service.image_info import ImageInfo
 from service.local.ports import free_port
 from service.local.redis_server import RedisServer
+from service.rpc.health_check import health_status
 from service.runtime.checkpoint import CheckpointInfo, inspect_checkpoint, load_state_dict, make_test_checkpoint
 from service.runtime.decoder_backend import DecodeItem
 from service.runtime.families.sam1 import build_sam
@@ -89,17 +88,12 @@ def start_decoder(
     process = subprocess.Popen(command)
     target = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 180
-    with grpc.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
-                    return process, target
-            except grpc.RpcError:
-                pass
-            if process.poll() is not None:
-                raise RuntimeError(f"the decoder exited with {process.returncode}")
-            time.sleep(0.2)
+    while time.monotonic() < deadline:
+        if health_status(target, timeout_seconds=1) == "SERVING":
+            return process, target
+        if process.poll() is not None:
+            raise RuntimeError(f"the decoder exited with {process.returncode}")
+        time.sleep(0.2)
     process.terminate()
     raise RuntimeError("the decoder did not become SERVING within 180 s")
 

@@ -17,13 +17,13 @@ from collections.abc import Iterator
 import grpc
 import numpy as np
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from service._proto.sam.v1 import sam_pb2
 from service.cache.store import EmbeddingStore
 from service.client import AsyncSamClient, make_prompt
 from service.local.ports import free_port
 from service.local.redis_server import RedisServer
+from service.rpc.health_check import health_status
 from service.runtime.checkpoint import CheckpointInfo
 from service.runtime.image_encoder import ImageEncoderRole
 from tests.support.memory import PeakMemory
@@ -47,7 +47,11 @@ def decoder_process(tiny_checkpoint: CheckpointInfo, redis_server: RedisServer) 
                "--decoder-graph-dir", str(TEST_GRAPH_DIR), "--log-level", "WARNING"]  # fmt: skip
     process = subprocess.Popen(command)
     try:
-        wait_until(lambda: serving(f"127.0.0.1:{port}") or process.poll() is not None, 120, "the decoder serving")
+        wait_until(
+            lambda: health_status(f"127.0.0.1:{port}", timeout_seconds=1) == "SERVING" or process.poll() is not None,
+            120,
+            "the decoder serving",
+        )
         assert process.poll() is None, f"the decoder exited with {process.returncode}"
         yield f"127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics", process.pid
     finally:
@@ -57,14 +61,6 @@ def decoder_process(tiny_checkpoint: CheckpointInfo, redis_server: RedisServer) 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def serving(target: str) -> bool:
-    with grpc.insecure_channel(target) as channel:
-        try:
-            return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1
-        except grpc.RpcError:
-            return False
 
 
 def metric(url: str, name: str) -> float:

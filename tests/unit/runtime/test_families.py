@@ -33,6 +33,7 @@ from tests.numerical_contract import (
 from tests.support.composites import composites
 from tests.support.images import smooth_rgb
 from tests.support.oracles import Oracle, fresh, oracle_for
+from tests.support.prompts import prompts_for
 from tests.unit.runtime.test_checkpoint import reachable_tensors, storage_bytes
 
 pytestmark = pytest.mark.slow
@@ -40,23 +41,6 @@ pytestmark = pytest.mark.slow
 LITE_MEDSAM_SHA256 = "79d8c9dca6db4d69d3f905579e5250af05e859fff9c1f543e89a513c3028ce76"
 # The encoder's tensors against the oracle's, in float32 (same arithmetic, another process layout).
 ENCODER_ATOL = 1e-4
-
-
-def prompts_for(size: tuple[int, int]) -> dict[str, Prompt]:
-    rows, columns = size
-    return {
-        "one_point": Prompt(np.array([[columns * 0.4, rows * 0.55]]), np.array([1])),
-        "points_with_negatives": Prompt(
-            np.array([[columns * 0.3, rows * 0.3], [columns * 0.7, rows * 0.6], [columns * 0.5, rows * 0.9]]),
-            np.array([1, 0, 1]),
-        ),
-        "box": Prompt(box=np.array([columns * 0.1, rows * 0.2, columns * 0.6, rows * 0.8])),
-        "box_and_points": Prompt(
-            np.array([[columns * 0.35, rows * 0.5], [columns * 0.2, rows * 0.25]]),
-            np.array([1, 0]),
-            box=np.array([columns * 0.15, rows * 0.1, columns * 0.9, rows * 0.95]),
-        ),
-    }
 
 
 class Case:

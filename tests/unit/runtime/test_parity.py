@@ -35,6 +35,7 @@ from tests.numerical_contract import (
     reference_sam,
 )
 from tests.support.images import sample_image_files
+from tests.support.prompts import prompts_for as shared_prompts
 
 pytestmark = pytest.mark.slow
 
@@ -135,19 +136,10 @@ def assert_matches_reference(
 
 
 def prompts_for(info: ImageInfo) -> dict[str, Prompt]:
+    """Every family's shared prompt shapes, and a click on the image's edge."""
     rows, columns = info.original_size
     return {
-        "one_point": Prompt(np.array([[columns * 0.4, rows * 0.55]]), np.array([1])),
-        "points_with_negatives": Prompt(
-            np.array([[columns * 0.3, rows * 0.3], [columns * 0.7, rows * 0.6], [columns * 0.5, rows * 0.9]]),
-            np.array([1, 0, 1]),
-        ),
-        "box": Prompt(box=np.array([columns * 0.1, rows * 0.2, columns * 0.6, rows * 0.8])),
-        "box_and_points": Prompt(
-            np.array([[columns * 0.35, rows * 0.5], [columns * 0.2, rows * 0.25]]),
-            np.array([1, 0]),
-            box=np.array([columns * 0.15, rows * 0.1, columns * 0.9, rows * 0.95]),
-        ),
+        **shared_prompts(info.original_size),
         "edge_point": Prompt(np.array([[float(columns), 0.0]]), np.array([1])),
     }
 
