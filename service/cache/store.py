@@ -14,7 +14,9 @@ cross-slot operation.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import time
 import traceback
 from collections.abc import AsyncIterator
@@ -36,6 +38,11 @@ from service.metrics import REDIS_ERRORS, REDIS_SECONDS
 
 # Take the lock (SET PX) when nobody holds it; else answer the holder's token, so a waiter can tell whose
 # failure (below) it is reading.
+log = logging.getLogger(__name__)
+
+# How long close() waits for the client to let go of its connections.
+CLOSE_SECONDS: Final = 5.0
+
 _TAKE_LOCK_SCRIPT = """
 local holder = redis.call('get', KEYS[1])
 if holder then return holder end
@@ -292,7 +299,11 @@ class EmbeddingStore:
             return False
 
     async def close(self) -> None:
-        await self._client.aclose()
+        """Close the connections; a close stuck on a connection still in use is given up after CLOSE_SECONDS."""
+        try:
+            await asyncio.wait_for(self._client.aclose(), CLOSE_SECONDS)
+        except TimeoutError:
+            log.warning("the Redis client did not close within %.0f s; leaving its connections", CLOSE_SECONDS)
 
 
 def _text(value: object) -> str:

@@ -4,7 +4,6 @@ a plaintext health-only port for probes, graceful stop."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
@@ -73,8 +72,8 @@ class RunningServer:
     async def stop(self, grace_seconds: float = 5.0) -> None:
         if self.readiness_task is not None:
             self.readiness_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.readiness_task
+            # Waited for at most the slack: a check stuck in its dependency's client must not hold the stop.
+            await asyncio.wait({self.readiness_task}, timeout=STOP_SLACK_SECONDS)
         # NOT_SERVING for every service from now on, so load balancers stop sending while calls drain.
         await self.health.enter_graceful_shutdown()
         # grpc.aio cancels the calls left after the grace and waits for their handlers; a handler that does not end
