@@ -8,14 +8,16 @@ P4   prompts/s with 8 concurrent streams ÷ with 1 stream, every prompt distinct
 
 Each ratio is measured --runs times (each from medians of its own samples, the service and the in-process
 figure in alternating blocks so machine load hits both alike); the median of the runs is printed with their range.
-For each --max-batch value a decoder runs with `--decode-max-batch` set to it; --backends adds `torch`.
+For each --max-batch and --decode-threads pair a decoder runs with `--decode-max-batch` and `--decode-threads` set
+to them (threads 0: every core for a lone decode); --backends adds `torch`.
 --heavy adds the heavy-request figures on a 7000x7000 image: a 4-object x 3-mask RLE request, a 1-prompt request
 on another stream while a 16-object request runs (bound raised so it is admitted), latency 1 s after that heavy
 stream is cancelled, the 4-object packed-bits answer, and the decoder's peak resident memory.
 
 Prints ratios and the figures behind them; asserts nothing about absolute timings.
 
-    PYTHONPATH=. .venv/bin/python bench/bench_decoder.py [--runs 5] [--max-batch 1 4] [--backends onnx torch] [--heavy]
+    PYTHONPATH=. .venv/bin/python bench/bench_decoder.py [--runs 5] [--max-batch 1 4] [--decode-threads 1 0]
+        [--backends onnx torch] [--heavy]
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from service.runtime.decoder_backend import DecodeItem
 from service.runtime.families.sam1 import build_sam
 from service.runtime.image_encoder import ImageEncoderRole
 from service.runtime.mask_formats import encode_rle
-from service.runtime.onnx.backend import OnnxDecoderBackend, graph_path
+from service.runtime.onnx.backend import OnnxDecoderBackend, graph_paths
 from service.runtime.preprocess import prepare_encoder_input
 from service.runtime.prompt_decoder import PromptDecoderRole, predict_masks
 from service.runtime.prompts import Prompt
@@ -254,6 +256,7 @@ def main() -> int:
     parser.add_argument("--throughput-prompts", type=int, default=64, help="prompts per throughput measurement")
     parser.add_argument("--size", default="400x600", help="image rows x columns")
     parser.add_argument("--max-batch", type=int, nargs="+", default=[1, 4], help="--decode-max-batch values")
+    parser.add_argument("--decode-threads", type=int, nargs="+", default=[1], help="--decode-threads values (onnx)")
     parser.add_argument("--backends", nargs="+", default=["onnx"], choices=["onnx", "torch"])
     parser.add_argument("--heavy", action="store_true", help="add the 7000x7000 heavy-request figures")
     parser.add_argument("--checkpoint", type=Path, help="a SAM checkpoint; default: a seeded tiny one")
@@ -274,7 +277,7 @@ def main() -> int:
         predictor.features = torch.from_numpy(stored.tensors["image_embeddings"].astype(np.float32))[None]
         graph_dir = Path(scratch) / "graphs"
         role = PromptDecoderRole(checkpoint)
-        onnx = OnnxDecoderBackend(role, graph_path(role, graph_dir, graph_dir), threads=os.cpu_count() or 1)
+        onnx = OnnxDecoderBackend(role, graph_paths(role, graph_dir, graph_dir), threads=os.cpu_count() or 1)
 
         def in_process(point: tuple) -> None:
             prompt = Prompt(point_coords=np.array([point[:2]], dtype=np.float64), point_labels=np.array([1]))
@@ -288,15 +291,21 @@ def main() -> int:
               f"checkpoint {checkpoint.model_id}", flush=True)  # fmt: skip
         with RedisServer() as redis_server:
             asyncio.run(put_embedding(redis_server.url, image_key, value))
-            for backend in args.backends:
-                for max_batch in args.max_batch if backend == "onnx" else [1]:
-                    extra = ["--decoder-backend", backend, "--decode-max-batch", str(max_batch)]
-                    process, target = start_decoder(checkpoint, redis_server.url, graph_dir, extra)
-                    try:
-                        measure_config(f"{backend}, max batch {max_batch}", target, image_key, size, predictor,
-                                       in_process, args.runs, args.prompts, args.throughput_prompts)  # fmt: skip
-                    finally:
-                        stop_decoder(process)
+            configs = [("torch", 1, 1)] if "torch" in args.backends else []
+            if "onnx" in args.backends:
+                configs[:0] = [("onnx", batch, threads) for batch in args.max_batch for threads in args.decode_threads]
+            for backend, max_batch, threads in configs:
+                extra = ["--decoder-backend", backend, "--decode-max-batch", str(max_batch), "--decode-threads",
+                         str(threads)]  # fmt: skip
+                process, target = start_decoder(checkpoint, redis_server.url, graph_dir, extra)
+                label = f"{backend}, max batch {max_batch}" + (
+                    f", decode threads {threads}" if backend == "onnx" else ""
+                )
+                try:
+                    measure_config(label, target, image_key, size, predictor, in_process, args.runs, args.prompts,
+                                   args.throughput_prompts)  # fmt: skip
+                finally:
+                    stop_decoder(process)
             if args.heavy:
                 heavy_rgb = np.zeros((HEAVY_SIDE, HEAVY_SIDE, 3), dtype=np.uint8)
                 heavy_rgb[::7, ::5] = 255

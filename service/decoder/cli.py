@@ -19,10 +19,11 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
     export = subparsers.add_parser(
         "export-decoder",
-        help="Export the onnx decoder graph of each model into --decoder-graph-dir (the checkpoint Job's step).",
-        description="Write each served model's batched prompt-encoder + mask-decoder graph into --decoder-graph-dir, "
-        "as the decoder would on its first start, so that decoder pods (read-only root filesystems) find it there. "
-        "Takes the decoder's own settings; a graph already there is kept.",
+        help="Export the onnx decoder graphs of each model into --decoder-graph-dir (the checkpoint Job's step).",
+        description="Write each served model's two batched prompt-encoder + mask-decoder graphs (its image side and "
+        "prompt side) into --decoder-graph-dir, as the decoder would on its first start, so that decoder pods "
+        "(read-only root filesystems) find them there. Takes the decoder's own settings; a graph already there is "
+        "kept.",
     )
     add_settings(export, DecoderSettings)
     export.set_defaults(func=export_graphs)
@@ -48,12 +49,11 @@ def run(args: argparse.Namespace) -> int:
 
 def export_graphs(args: argparse.Namespace) -> int:
     import logging
-    from functools import partial
 
     from service.decoder.server import load_decoder_roles
     from service.logs import configure_logging
-    from service.runtime.onnx.backend import supports
-    from service.runtime.onnx.graph import export_graph
+    from service.runtime.onnx.backend import exporter, supports
+    from service.runtime.onnx.graph import PARTS
     from service.runtime.onnx.graph_files import ensure_graph
     from service.settings import settings_from_args
 
@@ -70,10 +70,7 @@ def export_graphs(args: argparse.Namespace) -> int:
             log.warning("%s (%s) has no onnx decoder: the decoder serves it with torch", role.checkpoint.model_id,
                         role.arch.name)  # fmt: skip
             continue
-        path = ensure_graph(
-            role.checkpoint.model_id,
-            settings.decoder_graph_dir,
-            partial(export_graph, role.prompt_encoder, role.mask_decoder),
-        )
-        print(f"{role.checkpoint.model_id}: {path}")
+        for part in PARTS:
+            path = ensure_graph(role.checkpoint.model_id, part, settings.decoder_graph_dir, exporter(role, part))
+            print(f"{role.checkpoint.model_id}: {path}")
     return 0

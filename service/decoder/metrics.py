@@ -59,6 +59,12 @@ REQUESTS_SUPERSEDED = Counter(
 )
 LRU_REQUESTS = Counter("sam_decoder_lru_requests", "Embedding lookups in the in-process LRU.", ("result",))
 LRU_BYTES = Gauge("sam_decoder_lru_bytes", "Bytes of embeddings held in the in-process LRU.")
+IMAGE_SIDE_REQUESTS = Counter(
+    "sam_decoder_image_side_requests",
+    "Lookups of an image's side of the onnx decoder graph (computed once per image key, then kept), by result.",
+    ("result",),
+)
+IMAGE_SIDE_BYTES = Gauge("sam_decoder_image_side_bytes", "Bytes of image sides of the onnx decoder graph kept.")
 REDIS_FETCHES = Counter(
     "sam_decoder_redis_fetches",
     "Embeddings fetched from Redis after an LRU miss, by result (found, not_found, damaged: removed from Redis).",
@@ -75,6 +81,7 @@ for _code in REQUEST_ERROR_CODES:
     REQUEST_ERRORS.labels(_code)
 for _result in ("hit", "miss"):
     LRU_REQUESTS.labels(_result)
+    IMAGE_SIDE_REQUESTS.labels(_result)
 for _result in ("found", "not_found", "damaged"):
     REDIS_FETCHES.labels(_result)
 for _kind in PIECE_KINDS:

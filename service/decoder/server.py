@@ -12,12 +12,14 @@ from pathlib import Path
 
 import torch
 
+from service.byte_lru import ByteLru
 from service.cache.store import EmbeddingStore, connect_redis
 from service.decoder.embedding_lru import EmbeddingLru
 from service.decoder.embedding_source import EmbeddingSource
 from service.decoder.engine.limits import CostLimits
 from service.decoder.engine.scheduler import DecodeEngine
 from service.decoder.everything import EverythingLimits, EverythingSegmenter
+from service.decoder.metrics import IMAGE_SIDE_BYTES, IMAGE_SIDE_REQUESTS
 from service.decoder.segment import Segmenter
 from service.decoder.settings import DecoderSettings
 from service.metrics import start_metrics_server
@@ -27,7 +29,7 @@ from service.rpc.decoder_servicer import add_decoder_servicer
 from service.rpc.server import SERVICE_NAMES, RunningServer, exposure_of, start_server, wait_for_stop_signal
 from service.runtime.checkpoint import inspect_checkpoint
 from service.runtime.decoder_backend import DecoderBackend, TorchDecoderBackend
-from service.runtime.onnx.backend import OnnxDecoderBackend, graph_path
+from service.runtime.onnx.backend import ImageSide, OnnxDecoderBackend, graph_paths
 from service.runtime.onnx.backend import supports as onnx_supports
 from service.runtime.prompt_decoder import PromptDecoderRole
 from service.runtime.prompts import PromptLimits
@@ -45,12 +47,13 @@ def make_backends(settings: DecoderSettings, roles: Sequence[PromptDecoderRole])
     """The decoder backend of each served model by model id: onnx where the family has it (unless
     --decoder-backend torch), torch otherwise."""
     backends: dict[str, DecoderBackend] = {}
+    image_sides: ByteLru[ImageSide] = ByteLru(settings.image_side_bytes, IMAGE_SIDE_BYTES.set, count_image_side)
     for role in roles:
         model_id = role.checkpoint.model_id
         if settings.decoder_backend == "onnx" and onnx_supports(role.checkpoint):
-            path = graph_path(role, settings.decoder_graph_dir, FALLBACK_GRAPH_DIR)
+            files = graph_paths(role, settings.decoder_graph_dir, FALLBACK_GRAPH_DIR)
             backends[model_id] = OnnxDecoderBackend(
-                role, path, threads=engine_threads(settings), device=settings.device
+                role, files, threads=lone_decode_threads(settings), device=settings.device, image_sides=image_sides
             )
         else:
             if settings.decoder_backend == "onnx":
@@ -59,9 +62,18 @@ def make_backends(settings: DecoderSettings, roles: Sequence[PromptDecoderRole])
     return backends
 
 
-def engine_threads(settings: DecoderSettings) -> int:
-    """Threads a lone decode may use: the cores this process may run on."""
+def count_image_side(hit: bool) -> None:
+    IMAGE_SIDE_REQUESTS.labels("hit" if hit else "miss").inc()
+
+
+def process_cores() -> int:
+    """The cores this process may run on."""
     return max(1, len(os.sched_getaffinity(0)))
+
+
+def lone_decode_threads(settings: DecoderSettings) -> int:
+    """ONNX Runtime threads of a decode running alone: --decode-threads, or every core for 0."""
+    return settings.decode_threads or process_cores()
 
 
 def load_decoder_roles(settings: DecoderSettings) -> list[PromptDecoderRole]:
@@ -149,7 +161,7 @@ async def serve(settings: DecoderSettings) -> None:
         # Each worker upscales masks with torch: a share of the cores each, so that the workers do not fight over them
         # (set here, for the process, not in start_decoder_server: tests run servers inside their own process). The
         # torch backend keeps every core: its decodes are torch too (one thread each made them 1.8x slower).
-        torch.set_num_threads(max(1, engine_threads(settings) // settings.decode_workers))
+        torch.set_num_threads(max(1, process_cores() // settings.decode_workers))
     server = await start_decoder_server(settings)
     await wait_for_stop_signal()
     await server.stop()

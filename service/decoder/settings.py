@@ -27,6 +27,11 @@ class DecoderSettings(ServiceSettings):
         "writable cache, or a volume `samsvc export-decoder` filled; read-only and missing: exported under /tmp).",
     )
     lru_bytes: int = setting(512 << 20, "Bytes of embeddings kept in process.")
+    image_side_bytes: int = setting(
+        128 << 20,
+        "Bytes of the onnx backend's image sides kept in process (10 MiB per image: the image's part of the mask "
+        "decoder, computed once per image instead of once per prompt).",
+    )
     max_points: int = setting(64, "Points allowed per prompt.")
     max_objects: int = setting(16, "Prompts allowed per request.")
     max_mask_pixels: int = setting(
@@ -40,6 +45,12 @@ class DecoderSettings(ServiceSettings):
         "12-megapixel photo); more is refused RESOURCE_EXHAUSTED.",
     )
     decode_workers: int = setting(2, "Threads of the decode engine (about one per core the decoder may use).")
+    decode_threads: int = setting(
+        1,
+        "ONNX Runtime threads of a decode running alone (0: every core); one beside others always uses one. 1 keeps "
+        "each decode on one core, the workers being the parallelism: the most prompts a second under load. 0 "
+        "answers a lone stream sooner on an idle replica, at the cost of prompts a second under load.",
+    )
     decode_max_batch: int = setting(1, "Prompts (of any requests) decoded together in one mask decoder call.")
     decode_piece_pixels: int = setting(
         4 << 20,

@@ -25,7 +25,7 @@ BACKEND_NAMES = ("torch", "onnx")
 class DecodeItem:
     """One prompt against one stored embedding."""
 
-    embedding_key: str  # the image key: prompts on the same key share the embedding
+    embedding_key: str  # the image key, which names the embedding's content: one key, one embedding
     tensors: Mapping[str, np.ndarray]  # the family's stored tensors by name (float16 / float32, read-only views)
     info: ImageInfo
     prompt: Prompt

@@ -8,6 +8,9 @@ Requests of equal weight alternate, so streams share the workers evenly.
 Micro-batches: a decode piece takes with it the waiting decode pieces of other requests on the same model (and,
 for the torch backend, the same image), up to `max_batch` prompts, into one mask decoder call.
 
+Shared masks: a worker that decoded a piece whose masks fit in one piece hands a share of them to the workers that
+have nothing to do, so a lone request's masks are upscaled and encoded on every worker's core.
+
 Cancellation: when a stream is cancelled or its deadline passes, its request's queued pieces are dropped at once
 (`sam_decoder_pieces_cancelled`); a running piece finishes and its results are discarded.
 
@@ -22,7 +25,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from service.decoder.engine.work import (
     DecodePiece,
@@ -34,6 +37,7 @@ from service.decoder.engine.work import (
     encode_masks,
     mask_groups,
     record_masks,
+    split_masks,
 )
 from service.decoder.metrics import (
     BATCH_SIZE,
@@ -220,12 +224,21 @@ class DecodeEngine:
             self._after_decode(decode)
 
     def _after_decode(self, piece: DecodePiece) -> None:
-        """Encode the piece's masks now when they fit in one piece, else queue them as mask pieces."""
+        """Encode the piece's masks now when they fit in one piece, else queue them as mask pieces. Workers with
+        nothing to do take a share of even one piece's masks: a lone request's masks are encoded in parallel."""
         work = piece.work
         groups = mask_groups(work, piece.objects, self.piece_pixels)
         if len(groups) == 1:
-            self._encode_and_record(work, groups[0])
+            with self._lock:
+                idle = self.workers - self._running - self._queued
+            shares = split_masks(groups[0], 1 + max(idle, 0))
+            if len(shares) > 1:
+                self._queue_masks(work, shares[1:])
+            self._encode_and_record(work, shares[0])
             return
+        self._queue_masks(work, groups)
+
+    def _queue_masks(self, work: SegmentWork, groups: Sequence[tuple[MaskIndex, ...]]) -> None:
         with self._lock:
             if not work.cancelled and work.failure is None:
                 self._enqueue(work, [MaskPiece(work, group) for group in groups])

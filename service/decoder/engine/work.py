@@ -147,6 +147,16 @@ def mask_groups(work: SegmentWork, objects: Sequence[int], piece_pixels: int) ->
     return [tuple(masks[start : start + per_group]) for start in range(0, len(masks), per_group)]
 
 
+def split_masks(masks: tuple[MaskIndex, ...], parts: int) -> list[tuple[MaskIndex, ...]]:
+    """`masks` in at most `parts` runs of nearly equal length, the longer first."""
+    parts = max(1, min(parts, len(masks)))
+    size, longer = divmod(len(masks), parts)
+    bounds = [0]
+    for part in range(parts):
+        bounds.append(bounds[-1] + size + (part < longer))
+    return [masks[start:end] for start, end in zip(bounds, bounds[1:], strict=False)]
+
+
 def encode_masks(work: SegmentWork, masks: Sequence[MaskIndex]) -> list[tuple[MaskIndex, EncodedMask | _Dropped]]:
     """Upscale, summarise and encode `masks` (run on a worker, outside the engine's lock): one full-size float map at
     a time, dropped as soon as its mask is encoded; masks the request's filter drops are not encoded."""

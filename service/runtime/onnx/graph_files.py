@@ -1,8 +1,9 @@
-"""The exported graph of each model, written once into a graph directory and found there afterwards.
+"""The exported graphs of each model (its image side and prompt side), written once into a graph directory and
+found there afterwards.
 
-File name: `<model id>.<graph version>.op<opset>.torch<version>.onnx`. The model id names the weights (family,
-architecture and a hash of the state dict), the graph version changes with service.runtime.onnx.graph's code and
-the torch version with the exporter; nothing else (ONNX Runtime's version, the CPU) changes the file.
+File name: `<model id>.<graph version>-<part>.op<opset>.torch<version>.onnx`. The model id names the weights
+(family, architecture and a hash of the state dict), the graph version changes with service.runtime.onnx.graph's
+code and the torch version with the exporter; nothing else (ONNX Runtime's version, the CPU) changes the file.
 
 Writing: an flock on `<name>.lock` (N decoder processes starting together export once), the export into a
 temporary file in the same directory, fsync, an atomic rename, fsync of the directory: readers never see a partial
@@ -21,21 +22,23 @@ from pathlib import Path
 
 import torch
 
-from service.runtime.onnx.graph import GRAPH_VERSION, OPSET
+from service.runtime.onnx.graph import GRAPH_VERSION, OPSET, PARTS
 
 log = logging.getLogger(__name__)
 
 
-def graph_file_name(model_id: str) -> str:
+def graph_file_name(model_id: str, part: str) -> str:
     if "/" in model_id or model_id.startswith("."):
         raise ValueError(f"model id {model_id!r} cannot name a file")
+    if part not in PARTS:
+        raise ValueError(f"no graph part {part!r}; the parts are {', '.join(PARTS)}")
     torch_version = torch.__version__.split("+")[0]
-    return f"{model_id}.{GRAPH_VERSION}.op{OPSET}.torch{torch_version}.onnx"
+    return f"{model_id}.{GRAPH_VERSION}-{part}.op{OPSET}.torch{torch_version}.onnx"
 
 
-def ensure_graph(model_id: str, directory: Path, export: Callable[[str], None]) -> Path:
-    """The graph file of `model_id` in `directory`, exported with `export(path)` if it is not there yet."""
-    final = directory / graph_file_name(model_id)
+def ensure_graph(model_id: str, part: str, directory: Path, export: Callable[[str], None]) -> Path:
+    """The `part` graph file of `model_id` in `directory`, exported with `export(path)` if it is not there yet."""
+    final = directory / graph_file_name(model_id, part)
     if final.exists():
         return final
     directory.mkdir(parents=True, exist_ok=True)
@@ -60,7 +63,9 @@ def ensure_graph(model_id: str, directory: Path, export: Callable[[str], None]) 
                 os.close(directory_handle)
         finally:
             temporary.unlink(missing_ok=True)
-    log.info("exported the decoder graph of %s to %s in %.1f s", model_id, final, time.perf_counter() - started)
+    log.info(
+        "exported the decoder's %s graph of %s to %s in %.1f s", part, model_id, final, time.perf_counter() - started
+    )
     return final
 
 

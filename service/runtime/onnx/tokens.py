@@ -1,10 +1,10 @@
-"""Prompts to the batched graph's inputs: each prompt's token sequence exactly as `SamPredictor` builds it, padded to
-the batch's longest with tokens the graph masks out (service.runtime.onnx.graph)."""
+"""Prompts to the batched graphs' inputs (service.runtime.onnx.graph): each prompt's token sequence exactly as
+`SamPredictor` builds it, padded to the batch's longest with tokens the prompt side masks out; the image side's rows
+with their mask inputs."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -17,15 +17,6 @@ from service.runtime.prompts import Prompt
 
 MULTIMASK_INDICES: Final = np.array([1, 2, 3], dtype=np.int64)
 SINGLE_MASK_INDICES: Final = np.array([0], dtype=np.int64)
-
-
-@dataclass(frozen=True, eq=False)
-class GraphPrompt:
-    """One prompt of a batch: what it says, the size of its image, and which of the batch's embeddings it reads."""
-
-    prompt: Prompt
-    info: ImageInfo
-    embedding_index: int
 
 
 def token_sequence(prompt: Prompt, info: ImageInfo, input_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -48,28 +39,36 @@ def token_sequence(prompt: Prompt, info: ImageInfo, input_size: int) -> tuple[np
     return np.concatenate(coords).astype(np.float32), np.concatenate(labels)
 
 
-def graph_feeds(
-    prompts: Sequence[GraphPrompt], embeddings: np.ndarray, input_size: int, multimask_output: bool
+def prompt_feeds(
+    prompts: Sequence[tuple[Prompt, ImageInfo]], input_size: int, multimask_output: bool
 ) -> dict[str, np.ndarray]:
-    """The graph's inputs for `prompts` over `embeddings` (E, 256, 64, 64) float16."""
-    sequences = [token_sequence(item.prompt, item.info, input_size) for item in prompts]
+    """The prompt side's point inputs for `prompts`, each with the size of its image."""
+    sequences = [token_sequence(prompt, info, input_size) for prompt, info in prompts]
     count, longest = len(prompts), max(labels.shape[0] for _, labels in sequences)
     coords = np.zeros((count, longest, 2), dtype=np.float32)
     labels = np.full((count, longest), PADDING_LABEL, dtype=np.int64)
-    mask_input = np.zeros((count, 1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE), dtype=np.float32)
-    has_mask_input = np.zeros((count,), dtype=np.float32)
-    for row, ((sequence_coords, sequence_labels), item) in enumerate(zip(sequences, prompts, strict=True)):
+    for row, (sequence_coords, sequence_labels) in enumerate(sequences):
         coords[row, : sequence_coords.shape[0]] = sequence_coords
         labels[row, : sequence_labels.shape[0]] = sequence_labels
-        if item.prompt.mask_input is not None:
-            mask_input[row] = item.prompt.mask_input
+    return {
+        "point_coords": coords,
+        "point_labels": labels,
+        "mask_indices": MULTIMASK_INDICES if multimask_output else SINGLE_MASK_INDICES,
+    }
+
+
+def image_feeds(embeddings: np.ndarray, rows: Sequence[tuple[int, np.ndarray | None]]) -> dict[str, np.ndarray]:
+    """The image side's inputs: `embeddings` (E, 256, 64, 64) float16 and one row per (embedding index, mask input
+    (1, 256, 256) or None)."""
+    mask_input = np.zeros((len(rows), 1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE), dtype=np.float32)
+    has_mask_input = np.zeros((len(rows),), dtype=np.float32)
+    for row, (_, mask) in enumerate(rows):
+        if mask is not None:
+            mask_input[row] = mask
             has_mask_input[row] = 1.0
     return {
         "image_embeddings": embeddings,
-        "embedding_index": np.array([item.embedding_index for item in prompts], dtype=np.int64),
-        "point_coords": coords,
-        "point_labels": labels,
+        "embedding_index": np.array([index for index, _ in rows], dtype=np.int64),
         "mask_input": mask_input,
         "has_mask_input": has_mask_input,
-        "mask_indices": MULTIMASK_INDICES if multimask_output else SINGLE_MASK_INDICES,
     }

@@ -1,6 +1,6 @@
 """The decode engine's scheduling on the real torch decoder of the tiny model: least attained service first,
-micro-batches across requests with answers equal to one-at-a-time ones, cancellation that drops queued pieces, the
-answer-size bound, and shutdown."""
+micro-batches across requests with answers equal to one-at-a-time ones, idle workers sharing a lone request's
+masks, cancellation that drops queued pieces, the answer-size bound, and shutdown."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 
 from service.cache.codec import StoredEmbedding
 from service.decoder.engine.scheduler import DecodeEngine
-from service.decoder.engine.work import SegmentWork
-from service.decoder.metrics import BATCH_SIZE, PIECES_CANCELLED
+from service.decoder.engine.work import SegmentWork, split_masks
+from service.decoder.metrics import BATCH_SIZE, PIECE_SECONDS, PIECES_CANCELLED
 from service.decoder.query import MaskEncoding, SegmentQuery
 from service.errors import ResourceExhausted, Unavailable
 from service.image_info import ImageInfo
@@ -154,3 +154,40 @@ def test_closing_fails_queued_requests_unavailable(backend: TorchDecoderBackend)
     late = work(backend, stored(SMALL, 2), objects=1)
     with pytest.raises(Unavailable):
         asyncio.run(engine.run(late))
+
+
+def test_idle_workers_take_a_share_of_a_lone_requests_masks(backend: TorchDecoderBackend) -> None:
+    """With two workers and nothing else to do, one object's 3 masks are encoded as two pieces (the idle worker
+    takes one), and the answer is the one a single worker gives."""
+    image = stored(SMALL, 5)
+    one_worker = DecodeEngine(workers=1, max_batch=1, piece_pixels=1 << 20)
+    two_workers = DecodeEngine(workers=2, max_batch=1, piece_pixels=1 << 20)
+    try:
+        alone = work(backend, image, objects=1)
+        asyncio.run(one_worker.run(alone))
+        shared = work(backend, image, objects=1)
+        before = mask_pieces()
+        asyncio.run(two_workers.run(shared))
+        assert mask_pieces() - before == 1
+        assert counts(shared) == counts(alone) and len(counts(shared)[0]) == 3
+    finally:
+        one_worker.close()
+        two_workers.close()
+
+
+def mask_pieces() -> float:
+    return next(
+        sample.value
+        for metric in PIECE_SECONDS.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_count") and sample.labels.get("kind") == "masks"
+    )
+
+
+@pytest.mark.parametrize(
+    ("count", "parts", "sizes"), [(3, 2, [2, 1]), (3, 1, [3]), (3, 5, [1, 1, 1]), (12, 3, [4, 4, 4]), (0, 2, [0])]
+)
+def test_split_masks_into_nearly_equal_runs(count: int, parts: int, sizes: list[int]) -> None:
+    masks = tuple((0, index) for index in range(count))
+    runs = split_masks(masks, parts)
+    assert [len(run) for run in runs] == sizes and tuple(mask for run in runs for mask in run) == masks

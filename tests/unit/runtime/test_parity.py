@@ -7,6 +7,7 @@ and IoU ≥ 0.999 still after the embedding's float16 round trip through the cod
 from __future__ import annotations
 
 import copy
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,7 @@ from service.runtime.decoder_backend import BACKEND_NAMES, DecodeItem, DecoderBa
 from service.runtime.families.spec import Arch
 from service.runtime.image_encoder import ImageEncoderRole
 from service.runtime.image_file import decode_image
-from service.runtime.onnx.backend import OnnxDecoderBackend, graph_path
+from service.runtime.onnx.backend import OnnxDecoderBackend, graph_paths
 from service.runtime.preprocess import prepare_encoder_input
 from service.runtime.prompt_decoder import ObjectPrediction, PromptDecoderRole, predict_masks
 from service.runtime.prompts import Prompt
@@ -79,7 +80,8 @@ class BackendDecoder:
     def decode(
         self, tensors: dict[str, np.ndarray], info: ImageInfo, prompts: list[Prompt], multimask: bool
     ) -> list[ObjectPrediction]:
-        items = [DecodeItem("image", tensors, info, prompt) for prompt in prompts]
+        key = hashlib.sha256(tensors["image_embeddings"].tobytes()).hexdigest()  # content-named, as image keys are
+        items = [DecodeItem(key, tensors, info, prompt) for prompt in prompts]
         return [predict_masks(low_res, info, self.arch) for low_res in self.backend.decode(items, multimask, True)]
 
 
@@ -92,7 +94,7 @@ def decoder(
     if request.param == "torch":
         return role
     graphs = tmp_path_factory.mktemp("graphs")
-    backend = OnnxDecoderBackend(role, graph_path(role, graphs, graphs), threads=2)
+    backend = OnnxDecoderBackend(role, graph_paths(role, graphs, graphs), threads=2)
     return BackendDecoder(backend, role.arch)
 
 
