@@ -3,7 +3,7 @@ redis-server and test certificates."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,8 +11,34 @@ import pytest
 from service.local.redis_server import RedisServer
 from service.runtime.checkpoint import CheckpointInfo, inspect_checkpoint, make_test_checkpoint
 from tests.support.certificates import CertificateFiles, make_certificates
+from tests.support.hang_report import HangReport
 
 TINY_SEED = 1234
+
+# Well before pytest-timeout's 300 s: a CI run hung twice in a session fixture's teardown, and its thread dump named
+# only the event loop's select.
+_HANG_REPORT = HangReport(limit_seconds=240)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    _HANG_REPORT.start(f"setup of {item.nodeid}")
+    yield
+    _HANG_REPORT.end()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    _HANG_REPORT.start(item.nodeid)
+    yield
+    _HANG_REPORT.end()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    _HANG_REPORT.start(f"teardown of {item.nodeid}")
+    yield
+    _HANG_REPORT.end()
 
 
 @pytest.fixture(scope="session")
