@@ -3,11 +3,12 @@
 An image's side of the graph (src and the first attention layer's image-side projections, 10 MiB) is computed once
 and kept by image key in a byte-bounded LRU shared by the process's models; a prompt with a mask input gets its own.
 
-Two sessions per graph on a CPU, with the thread counts measured best on the 2-core box: `cores` intra-op threads
-when a decode runs alone (24 ms a prompt against 36 ms on one thread: a lone stream's latency), one when others run
-beside it (two single-threaded workers decode 14% more a second than two sharing two threads). Both give the same
-answer to the bit: the graph avoids the one product ONNX Runtime split differently by thread count
-(service.runtime.onnx.graph._tokens_to_image), and tests/unit/runtime/test_onnx_graph.py holds it to that.
+On a CPU a decode running beside others uses one intra-op thread (two single-threaded workers decode 14% more a
+second than two sharing two threads); one running alone uses `threads` (the decoder's --decode-threads: 1 by
+default, which makes both one session; more cut a lone prompt from 36 ms to 24 ms on the 2-core box, at a cost in
+prompts a second under load). Both sessions give the same answer to the bit: the graph avoids the one product
+ONNX Runtime split differently by thread count (service.runtime.onnx.graph._tokens_to_image), and
+tests/unit/runtime/test_onnx_graph.py holds it to that.
 Spinning is off: idle ORT threads would burn the cores the other decodes and the postprocessing need. On a GPU
 (`device` cuda) one session per graph on the CUDA provider.
 """
