@@ -18,6 +18,7 @@ class HangReport:
         self._phase: tuple[str, float] | None = None
         self._reported: str | None = None
         self._lock = threading.Lock()
+        self.written = threading.Event()  # set after each report
         threading.Thread(target=self._watch, name="hang-report", daemon=True).start()
 
     def start(self, phase: str) -> None:
@@ -36,7 +37,11 @@ class HangReport:
             if phase is None or phase[0] == self._reported or time.monotonic() - phase[1] < self.limit_seconds:
                 continue
             self._reported = phase[0]
-            write_report(phase[0], time.monotonic() - phase[1])
+            try:
+                write_report(phase[0], time.monotonic() - phase[1])
+            except Exception as error:  # noqa: BLE001 - the watchdog outlives a report that fails
+                print(f"the hang report failed: {error!r}", file=sys.__stderr__, flush=True)
+            self.written.set()
 
 
 def write_report(phase: str, seconds: float) -> None:
@@ -45,7 +50,7 @@ def write_report(phase: str, seconds: float) -> None:
     print(f"\n+++ {phase} has run {seconds:.0f} s: threads and asyncio tasks +++", file=out, flush=True)
     faulthandler.dump_traceback(file=out, all_threads=True)
     for task in list(asyncio.tasks._all_tasks):  # every loop's tasks; read from this thread for a report only
-        if not task.done():
+        if not task.done() and task.get_loop().is_running():  # not the leftovers of loops that have closed
             print(f"--- {task!r}", file=out, flush=True)
             task.print_stack(file=out)
     print("+++ end of the report +++", file=out, flush=True)

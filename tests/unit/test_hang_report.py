@@ -13,7 +13,7 @@ def test_a_phase_past_its_limit_reports_threads_and_the_stuck_task(capfd: pytest
     report = HangReport(limit_seconds=0.2, poll_seconds=0.05)
 
     async def waits_for_a_stop_that_never_comes() -> None:
-        await asyncio.sleep(0.6)
+        await asyncio.to_thread(report.written.wait, 10)
 
     async def main() -> None:
         report.start("teardown of a fixture")
@@ -21,6 +21,7 @@ def test_a_phase_past_its_limit_reports_threads_and_the_stuck_task(capfd: pytest
         report.end()
 
     asyncio.run(main())
+    assert report.written.is_set()
     err = capfd.readouterr().err
     assert "+++ teardown of a fixture has run" in err
     assert "Current thread" in err or "Thread 0x" in err
