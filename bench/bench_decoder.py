@@ -27,7 +27,6 @@ import asyncio
 import io
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,9 +44,7 @@ from service.cache.keys import image_key_of
 from service.cache.store import EmbeddingStore, connect_redis
 from service.client import AsyncSamClient, SamClient, make_prompt
 from service.image_info import ImageInfo
-from service.local.ports import free_port
 from service.local.redis_server import RedisServer
-from service.rpc.health_check import health_status
 from service.runtime.checkpoint import CheckpointInfo, inspect_checkpoint, load_state_dict, make_test_checkpoint
 from service.runtime.decoder_backend import DecodeItem
 from service.runtime.families.sam1 import build_sam
@@ -57,6 +54,7 @@ from service.runtime.onnx.backend import OnnxDecoderBackend, graph_paths
 from service.runtime.preprocess import prepare_encoder_input
 from service.runtime.prompt_decoder import PromptDecoderRole, predict_masks
 from service.runtime.prompts import Prompt
+from tests.support.decoder_process import decoder_process
 from tests.support.memory import PeakMemory  # psutil: the load extra
 
 STREAMS = 8
@@ -77,36 +75,6 @@ def make_image(rows: int, columns: int) -> tuple[np.ndarray, bytes]:
 def click(index: int, rows: int, columns: int) -> tuple[float, float, int]:
     """A distinct point for each index (a 97x89 lattice walked with coprime steps)."""
     return (float((index * 37) % 97 * columns // 97), float((index * 23) % 89 * rows // 89), 1)
-
-
-def start_decoder(
-    checkpoint: CheckpointInfo, redis_url: str, graph_dir: Path, extra: list[str]
-) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    command = [sys.executable, "-m", "service.cli", "decoder", "--host", "127.0.0.1", "--port", str(port),
-               "--metrics-port", "0", "--redis-url", redis_url, "--checkpoint", str(checkpoint.path),
-               "--model-id", checkpoint.model_id, "--decoder-graph-dir", str(graph_dir), "--log-level", "WARNING",
-               *extra]  # fmt: skip
-    process = subprocess.Popen(command)
-    target = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if health_status(target, timeout_seconds=1) == "SERVING":
-            return process, target
-        if process.poll() is not None:
-            raise RuntimeError(f"the decoder exited with {process.returncode}")
-        time.sleep(0.2)
-    process.terminate()
-    raise RuntimeError("the decoder did not become SERVING within 180 s")
-
-
-def stop_decoder(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -297,15 +265,13 @@ def main() -> int:
             for backend, max_batch, threads in configs:
                 extra = ["--decoder-backend", backend, "--decode-max-batch", str(max_batch), "--decode-threads",
                          str(threads)]  # fmt: skip
-                process, target = start_decoder(checkpoint, redis_server.url, graph_dir, extra)
                 label = f"{backend}, max batch {max_batch}" + (
                     f", decode threads {threads}" if backend == "onnx" else ""
                 )
-                try:
-                    measure_config(label, target, image_key, size, predictor, in_process, args.runs, args.prompts,
-                                   args.throughput_prompts)  # fmt: skip
-                finally:
-                    stop_decoder(process)
+                log = Path(scratch) / f"decoder-{backend}-{max_batch}-{threads}.log"
+                with decoder_process(checkpoint, redis_server.url, graph_dir, log, extra) as decoder:
+                    measure_config(label, decoder.target, image_key, size, predictor, in_process, args.runs,
+                                   args.prompts, args.throughput_prompts)  # fmt: skip
             if args.heavy:
                 heavy_rgb = np.zeros((HEAVY_SIDE, HEAVY_SIDE, 3), dtype=np.uint8)
                 heavy_rgb[::7, ::5] = 255
@@ -313,11 +279,10 @@ def main() -> int:
                 asyncio.run(put_embedding(redis_server.url, heavy_key, heavy_value))
                 del heavy_rgb
                 extra = ["--max-mask-pixels", str(16 * 3 * HEAVY_SIDE * HEAVY_SIDE)]
-                process, target = start_decoder(checkpoint, redis_server.url, graph_dir, extra)
-                try:
-                    asyncio.run(heavy_figures(target, heavy_key, process.pid))
-                finally:
-                    stop_decoder(process)
+                with decoder_process(
+                    checkpoint, redis_server.url, graph_dir, Path(scratch) / "heavy.log", extra
+                ) as decoder:
+                    asyncio.run(heavy_figures(decoder.target, heavy_key, decoder.pid))
     return 0
 
 

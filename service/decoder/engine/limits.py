@@ -11,7 +11,7 @@ from service.decoder.mask_encoding import MASK_OVERHEAD_BYTES, packed_bits_bytes
 from service.decoder.query import MaskEncoding
 from service.errors import ResourceExhausted
 
-# Bytes of one object's answer besides its masks (the message's own fields), and of its low-res logits per mask.
+# Bytes of the low-res logits an answer carries per mask when asked for them.
 _LOGITS_BYTES_PER_MASK = 4 * LOW_RES_MASK_SIZE * LOW_RES_MASK_SIZE
 
 

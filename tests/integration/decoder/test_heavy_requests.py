@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -21,13 +20,11 @@ import pytest
 from service._proto.sam.v1 import sam_pb2
 from service.cache.store import EmbeddingStore
 from service.client import AsyncSamClient, make_prompt
-from service.local.ports import free_port
 from service.local.redis_server import RedisServer
-from service.rpc.health_check import health_status
 from service.runtime.checkpoint import CheckpointInfo
 from service.runtime.image_encoder import ImageEncoderRole
+from tests.support.decoder_process import DecoderProcess, decoder_process
 from tests.support.memory import PeakMemory
-from tests.support.polling import wait_until
 from tests.support.reference import embed_for_redis
 from tests.support.servers import TEST_GRAPH_DIR
 
@@ -38,29 +35,10 @@ SIDE = 7000
 
 
 @pytest.fixture
-def decoder_process(tiny_checkpoint: CheckpointInfo, redis_server: RedisServer) -> Iterator[tuple[str, str, int]]:
-    """A decoder process with default bounds: (target, metrics URL, pid)."""
-    port, metrics_port = free_port(), free_port()
-    command = [sys.executable, "-m", "service.cli", "decoder", "--host", "127.0.0.1", "--port", str(port),
-               "--metrics-host", "127.0.0.1", "--metrics-port", str(metrics_port), "--redis-url", redis_server.url,
-               "--checkpoint", str(tiny_checkpoint.path), "--model-id", tiny_checkpoint.model_id,
-               "--decoder-graph-dir", str(TEST_GRAPH_DIR), "--log-level", "WARNING"]  # fmt: skip
-    process = subprocess.Popen(command)
-    try:
-        wait_until(
-            lambda: health_status(f"127.0.0.1:{port}", timeout_seconds=1) == "SERVING" or process.poll() is not None,
-            120,
-            "the decoder serving",
-        )
-        assert process.poll() is None, f"the decoder exited with {process.returncode}"
-        yield f"127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics", process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def decoder(tiny_checkpoint: CheckpointInfo, redis_server: RedisServer, tmp_path: Path) -> Iterator[DecoderProcess]:
+    """A decoder process with default bounds."""
+    with decoder_process(tiny_checkpoint, redis_server.url, TEST_GRAPH_DIR, tmp_path / "decoder.log") as process:
+        yield process
 
 
 def metric(url: str, name: str) -> float:
@@ -71,12 +49,12 @@ def metric(url: str, name: str) -> float:
 
 
 async def test_heavy_requests_are_bounded_fair_and_cancellable(
-    decoder_process: tuple[str, str, int],
+    decoder: DecoderProcess,
     tiny_checkpoint: CheckpointInfo,
     image_encoder_role: ImageEncoderRole,
     embedding_store: EmbeddingStore,
 ) -> None:
-    target, metrics_url, pid = decoder_process
+    target, metrics_url, pid = decoder.target, decoder.metrics_url, decoder.pid
     keys = {}
     for name, (rows, columns) in {"small": (400, 600), "photo": (3000, 4000), "huge": (SIDE, SIDE)}.items():
         rgb = np.zeros((rows, columns, 3), dtype=np.uint8)
