@@ -36,13 +36,13 @@ from service.cache.codec import EncodedEmbedding
 from service.errors import Unavailable
 from service.metrics import REDIS_ERRORS, REDIS_SECONDS
 
-# Take the lock (SET PX) when nobody holds it; else answer the holder's token, so a waiter can tell whose
-# failure (below) it is reading.
 log = logging.getLogger(__name__)
 
 # How long close() waits for the client to let go of its connections.
 CLOSE_SECONDS: Final = 5.0
 
+# Take the lock (SET PX) when nobody holds it; else answer the holder's token, so a waiter can tell whose
+# failure (below) it is reading.
 _TAKE_LOCK_SCRIPT = """
 local holder = redis.call('get', KEYS[1])
 if holder then return holder end

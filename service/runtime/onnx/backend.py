@@ -142,7 +142,7 @@ class OnnxDecoderBackend:
         sides = self._image_sides(items, self._sessions["image"][session])
         feeds = prompt_feeds([(item.prompt, item.info) for item in items], self.input_size, multimask_output)
         for name, rows in zip(IMAGE_OUTPUTS, zip(*(side.tensors for side in sides), strict=True), strict=True):
-            feeds[name] = rows[0][None] if len(rows) == 1 else np.stack(rows)
+            feeds[name] = _stacked(rows)
         low_res, scores = self._sessions["prompt"][session].run(None, feeds)
         return [LowResPrediction(low_res[row], scores[row]) for row in range(len(items))]
 
@@ -173,8 +173,7 @@ class OnnxDecoderBackend:
             rows.append((slots[key], item.prompt.mask_input))
             targets.append((key if item.prompt.mask_input is None else None, [index]))
         if rows:
-            stacked = embeddings[0][None] if len(embeddings) == 1 else np.stack(embeddings)
-            outputs = session.run(None, image_feeds(stacked, rows))
+            outputs = session.run(None, image_feeds(_stacked(embeddings), rows))
             for row, (kept_key, indexes) in enumerate(targets):
                 # A row of a one-row call is its whole output; of several, a copy (a view would hold them all).
                 side = ImageSide(tuple(output[row] if len(rows) == 1 else output[row].copy() for output in outputs))
@@ -185,6 +184,11 @@ class OnnxDecoderBackend:
         found = [side for side in sides if side is not None]
         assert len(found) == len(items), "every item has its image side"
         return found
+
+
+def _stacked(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """`arrays` along a new first axis: a lone one as a view, without np.stack's copy."""
+    return arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
 
 
 def _as_float16(tensor: np.ndarray) -> np.ndarray:
