@@ -21,24 +21,18 @@ _HANG_REPORT = HangReport(limit_seconds=240)
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
-    _HANG_REPORT.start(f"setup of {item.nodeid}")
-    yield
-    _HANG_REPORT.end()
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, None]:
+    yield from _HANG_REPORT.watching(f"setup of {item.nodeid}")
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    _HANG_REPORT.start(item.nodeid)
-    yield
-    _HANG_REPORT.end()
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, None]:
+    yield from _HANG_REPORT.watching(item.nodeid)
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
-    _HANG_REPORT.start(f"teardown of {item.nodeid}")
-    yield
-    _HANG_REPORT.end()
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, None]:
+    yield from _HANG_REPORT.watching(f"teardown of {item.nodeid}")
 
 
 @pytest.fixture(scope="session")

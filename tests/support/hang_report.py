@@ -9,6 +9,7 @@ import faulthandler
 import sys
 import threading
 import time
+from collections.abc import Generator
 
 
 class HangReport:
@@ -28,6 +29,12 @@ class HangReport:
     def end(self) -> None:
         with self._lock:
             self._phase = None
+
+    def watching(self, phase: str) -> Generator[None, object, None]:
+        """A pytest hookwrapper's body (`yield from`): `phase` watched while the hook runs."""
+        self.start(phase)
+        yield
+        self.end()
 
     def _watch(self) -> None:
         while True:
